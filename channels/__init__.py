@@ -1,0 +1,62 @@
+"""The adapter registry: one line per provider. A broken import fails loudly at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic
+
+from channels.base import Adapter
+from channels.email import EmailAdapter
+from channels.generic import GenericAdapter
+from hub.errors import ConfigError
+from hub.settings import Settings
+
+ADAPTERS: tuple[type[Adapter], ...] = (
+    GenericAdapter,
+    EmailAdapter,
+)
+
+
+@dataclass(slots=True)
+class Registry:
+    """The configured adapters by name; a disabled one is absent (its routes answer 404)."""
+
+    adapters: dict[str, Adapter] = field(default_factory=dict)
+
+    def get(self, name: str) -> Adapter | None:
+        return self.adapters.get(name)
+
+
+def adapter_settings(settings: Settings, cls: type[Adapter]) -> dict[str, Any]:
+    """The raw settings table of an adapter: `[telephony.<name>]`, or `[email]`/`[telegram]`."""
+    if cls.kind == "telephony":
+        return settings.provider(cls.name)
+    section = getattr(settings, cls.name)
+    assert isinstance(section, pydantic.BaseModel)
+    return section.model_dump()
+
+
+def build_registry(settings: Settings) -> Registry:
+    """Validate every adapter's settings and instantiate the enabled ones."""
+    registry = Registry()
+    known = {cls.name for cls in ADAPTERS if cls.kind == "telephony"}
+    for name in settings.telephony:
+        if name not in known:
+            raise ConfigError(f"telephony.{name}: no such provider (known: {', '.join(sorted(known))})")
+    for cls in ADAPTERS:
+        config = _validate(cls, adapter_settings(settings, cls))
+        if cls.enabled(config):
+            registry.adapters[cls.name] = cls(config, public_base_url=settings.public_base_url)
+    return registry
+
+
+def _validate(cls: type[Adapter], raw: dict[str, Any]) -> Any:
+    prefix = f"telephony.{cls.name}" if cls.kind == "telephony" else cls.name
+    try:
+        return cls.Config.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{prefix}.{key}: {err['msg']}") from None

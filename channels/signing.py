@@ -1,0 +1,29 @@
+"""Signature helpers shared by adapters: HMAC digests and constant-time comparison."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from hub.errors import SignatureError
+
+
+def hmac_hex(key: str | bytes, message: bytes, digest: str = "sha256") -> str:
+    """Hex HMAC of a message."""
+    return hmac.new(_bytes(key), message, digest).hexdigest()
+
+
+def hmac_b64(key: str | bytes, message: bytes, digest: str = "sha1") -> str:
+    """Base64 HMAC of a message."""
+    return base64.b64encode(hmac.new(_bytes(key), message, digest).digest()).decode()
+
+
+def require_equal(expected: str, given: str | None) -> None:
+    """Raise SignatureError unless the two match; the comparison takes constant time."""
+    if not given or not hmac.compare_digest(expected.encode(), given.strip().encode()):
+        raise SignatureError("signature does not match")
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else value

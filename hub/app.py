@@ -1,0 +1,66 @@
+"""create_app(settings): the ORM, the adapters, the routes, the middlewares, the live bus."""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+from channels import build_registry
+from hub import db
+from hub.bus import Bus
+from hub.keys import BUS, METRICS, PIPELINE, REGISTRY, SETTINGS
+from hub.metrics import Metrics
+from hub.pipeline import IngestResult, Pipeline
+from hub.settings import Settings
+from hub.web import api, ops, openapi
+from hub.web.middlewares import MIDDLEWARES
+from hub.web.webhooks import setup_webhook_routes
+
+log = logging.getLogger("hub.app")
+WEBSOCKETS: web.AppKey[weakref.WeakSet[Any]] = web.AppKey("websockets")
+
+
+def create_app(settings: Settings, *, manage_db: bool = True) -> web.Application:
+    """The hub as an aiohttp application; `manage_db=False` when the caller opened the ORM."""
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[REGISTRY] = build_registry(settings)  # settings errors surface here, at start-up
+    app[METRICS] = Metrics()
+    app[BUS] = Bus()
+    app[PIPELINE] = pipeline = Pipeline(settings.phone_region)
+    pipeline.hooks.append(_live_hook(app[BUS]))
+    app.add_routes(api.routes)
+    app.add_routes(ops.routes)
+    app.add_routes(openapi.routes)
+    setup_webhook_routes(app)
+    if manage_db:
+        app.cleanup_ctx.append(_database)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    await db.init_db(app[SETTINGS].database_url)
+    yield
+    await db.close_db()
+
+
+def _live_hook(bus: Bus) -> Any:
+    async def publish_live(result: IngestResult) -> None:
+        """Tell online managers what just landed on a card (never the provider's payload)."""
+        event = result.event
+        kind = "call." + (result.call_status or "") if hasattr(event, "call_id") else "message.in"
+        if kind.startswith("call.") and result.call_status == result.call_status_before:
+            return
+        bus.publish({
+            "type": "call.ringing" if result.call_status == "ringing" else kind,
+            "client": result.client,
+            "created": result.created,
+            "manager": result.manager,
+            "interaction": result.interaction,
+        })
+
+    return publish_live

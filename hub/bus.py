@@ -1,0 +1,49 @@
+"""Live events for connected managers (screen pop, new messages). In-process fan-out;
+delivery is best effort and never decides correctness: the database is the record."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+log = logging.getLogger("hub.bus")
+QUEUE_SIZE = 256
+
+
+class Subscription:
+    """One connected manager's queue of events."""
+
+    def __init__(self, manager_id: int, role: str) -> None:
+        self.manager_id = manager_id
+        self.role = role
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+
+
+class Bus:
+    """Publish a hub event to every subscription whose manager should see it."""
+
+    def __init__(self) -> None:
+        self._subs: set[Subscription] = set()
+
+    def subscribe(self, manager_id: int, role: str) -> Subscription:
+        sub = Subscription(manager_id, role)
+        self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subs.discard(sub)
+
+    @property
+    def online(self) -> int:
+        return len(self._subs)
+
+    def publish(self, event: dict[str, Any], manager_ids: set[int] | None = None) -> None:
+        """Queue the event for the given managers (None: everyone online)."""
+        for sub in list(self._subs):
+            if manager_ids is not None and sub.manager_id not in manager_ids:
+                continue
+            try:
+                sub.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                log.warning("manager %s is not reading live events; one dropped", sub.manager_id)

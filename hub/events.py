@@ -1,0 +1,90 @@
+"""Normalized events: the only thing adapters hand to the hub. No provider payloads here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class CallState(StrEnum):
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    ENDED = "ended"
+    RECORDING = "recording"
+
+
+class CallOutcome(StrEnum):
+    ANSWERED = "answered"
+    MISSED = "missed"
+    BUSY = "busy"
+    FAILED = "failed"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """Who is on the other side; the hub normalizes every field again."""
+
+    phone: str | None = None
+    email: str | None = None
+    telegram_id: int | None = None
+    telegram_username: str | None = None
+    display_name: str | None = None
+    extra_emails: tuple[str, ...] = ()
+    extra_phones: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """One provider notification about one call."""
+
+    source: str
+    call_id: str
+    state: CallState
+    direction: Direction
+    remote: Party
+    occurred_at: datetime
+    line: str | None = None
+    extension: str | None = None
+    outcome: CallOutcome | None = None
+    duration_s: int | None = None
+    recording_url: str | None = None
+
+    @property
+    def dedupe_key(self) -> tuple[str, str, str]:
+        return (self.source, self.call_id, f"call.{self.state.value}")
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    name: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    """One inbound message (e-mail, Telegram) from a customer."""
+
+    source: str
+    channel: str
+    external_id: str
+    sender: Party
+    text: str
+    occurred_at: datetime
+    subject: str | None = None
+    thread_ref: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dedupe_key(self) -> tuple[str, str, str]:
+        return (self.source, self.external_id, "message")
+
+
+HubEvent = CallEvent | MessageEvent

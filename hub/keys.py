@@ -1,0 +1,23 @@
+"""Typed application state keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from channels import Registry
+    from hub.bus import Bus
+    from hub.metrics import Metrics
+    from hub.models import Manager
+    from hub.pipeline import Pipeline
+    from hub.settings import Settings
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+REGISTRY: web.AppKey[Registry] = web.AppKey("registry")
+PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
+BUS: web.AppKey[Bus] = web.AppKey("bus")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+
+MANAGER: web.RequestKey[Manager] = web.RequestKey("manager")

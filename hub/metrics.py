@@ -1,0 +1,32 @@
+"""Prometheus metrics, one registry per app (so tests and several apps never collide)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.http_requests = Counter(
+            "hub_http_requests", "HTTP requests answered", ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "hub_http_request_seconds", "HTTP request latency", ["route"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.events = Counter(
+            "hub_ingested_events", "Inbound events by source and outcome", ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.webhook_rejected = Counter(
+            "hub_webhook_rejected", "Webhook requests refused", ["source", "reason"],
+            registry=self.registry,
+        )
+        self.online = Gauge("hub_managers_online", "Managers connected to the live stream",
+                            registry=self.registry)
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,223 @@
+"""Tortoise models: cards, their identities, the timeline, calls, managers, reminders.
+
+Models hold data only: no signals, no side effects (those are explicit post-commit hooks).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+
+class ClientStatus(StrEnum):
+    NEW = "new"
+    COLD = "cold"
+    HOT = "hot"
+    VIP = "vip"
+    REGULAR = "regular"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MANAGER = "manager"
+
+
+class ReminderStatus(StrEnum):
+    PENDING = "pending"
+    FIRED = "fired"
+    DONE = "done"
+
+
+class Manager(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=200)
+    email = fields.CharField(max_length=254, null=True, unique=True)
+    extension = fields.CharField(max_length=32, null=True, unique=True)
+    phone = fields.CharField(max_length=20, null=True)
+    role = fields.CharEnumField(Role, default=Role.MANAGER, max_length=16)
+    is_active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "manager"
+
+
+class ApiToken(Model):
+    id = fields.IntField(primary_key=True)
+    manager: fields.ForeignKeyRelation[Manager] = fields.ForeignKeyField(
+        "models.Manager", related_name="tokens", on_delete=fields.CASCADE
+    )
+    token_hash = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "api_token"
+
+
+class Client(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=300, default="")
+    status = fields.CharEnumField(ClientStatus, default=ClientStatus.NEW, max_length=16)
+    manager: fields.ForeignKeyNullableRelation[Manager] = fields.ForeignKeyField(
+        "models.Manager", related_name="clients", null=True, on_delete=fields.SET_NULL
+    )
+    custom_fields = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+    last_interaction_at = fields.DatetimeField(null=True)
+    # never null, so the list can page on (activity_at, id) with one index
+    activity_at = fields.DatetimeField()
+    # lower-cased name, e-mails and usernames: what `q` searches as text
+    search = fields.TextField(default="")
+    merged_into: fields.ForeignKeyNullableRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+
+    class Meta:
+        table = "client"
+        indexes = [
+            Index(fields=("activity_at", "id")),
+            Index(fields=("status", "activity_at", "id")),
+            Index(fields=("manager_id", "activity_at", "id")),
+        ]
+
+
+class Identity(Model):
+    """A phone, e-mail or Telegram id; unique across the database, so it belongs to one card."""
+
+    id = fields.IntField(primary_key=True)
+    client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="identities", on_delete=fields.CASCADE
+    )
+    kind = fields.CharField(max_length=20)
+    value = fields.CharField(max_length=254)
+    # reversed digits of a phone: a tail search becomes an indexed prefix range
+    rev = fields.CharField(max_length=20, null=True, db_index=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "identity"
+        unique_together = (("kind", "value"),)
+        indexes = [Index(fields=("client_id",))]
+
+
+class Interaction(Model):
+    """One entry on a card's timeline."""
+
+    id = fields.BigIntField(primary_key=True)
+    client: fields.ForeignKeyNullableRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="interactions", null=True, on_delete=fields.CASCADE
+    )
+    kind = fields.CharField(max_length=16)
+    direction = fields.CharField(max_length=8, null=True)
+    channel = fields.CharField(max_length=32)
+    occurred_at = fields.DatetimeField()
+    status = fields.CharField(max_length=16, null=True)
+    text = fields.TextField(default="")
+    meta = fields.JSONField(default=dict)
+    # (source, external_id): the provider's key, so a redelivery finds the same entry
+    source = fields.CharField(max_length=32, null=True)
+    external_id = fields.CharField(max_length=255, null=True)
+    author: fields.ForeignKeyNullableRelation[Manager] = fields.ForeignKeyField(
+        "models.Manager", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "interaction"
+        unique_together = (("source", "external_id"),)
+        indexes = [Index(fields=("client_id", "occurred_at", "id"))]
+
+
+class Call(Model):
+    """One row per provider call id; the lifecycle state only moves forward."""
+
+    id = fields.BigIntField(primary_key=True)
+    source = fields.CharField(max_length=32)
+    call_id = fields.CharField(max_length=255)
+    direction = fields.CharField(max_length=8)
+    state = fields.CharField(max_length=16)
+    outcome = fields.CharField(max_length=16, null=True)
+    was_answered = fields.BooleanField(default=False)
+    remote_phone = fields.CharField(max_length=20, null=True)
+    line = fields.CharField(max_length=64, null=True)
+    extension = fields.CharField(max_length=32, null=True)
+    client: fields.ForeignKeyNullableRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="calls", null=True, on_delete=fields.CASCADE
+    )
+    interaction: fields.ForeignKeyRelation[Interaction] = fields.ForeignKeyField(
+        "models.Interaction", related_name=False, on_delete=fields.CASCADE
+    )
+    started_at = fields.DatetimeField()
+    answered_at = fields.DatetimeField(null=True)
+    ended_at = fields.DatetimeField(null=True)
+    duration_s = fields.IntField(null=True)
+    recording_url = fields.TextField(null=True)
+    # every distinct event seen, keyed "call.<state>": the state is derived from this set
+    events = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "call"
+        unique_together = (("source", "call_id"),)
+        indexes = [Index(fields=("client_id",))]
+
+
+class Reminder(Model):
+    id = fields.IntField(primary_key=True)
+    client: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="reminders", on_delete=fields.CASCADE
+    )
+    manager: fields.ForeignKeyNullableRelation[Manager] = fields.ForeignKeyField(
+        "models.Manager", related_name="reminders", null=True, on_delete=fields.SET_NULL
+    )
+    due_at = fields.DatetimeField()
+    text = fields.TextField(default="")
+    status = fields.CharEnumField(ReminderStatus, default=ReminderStatus.PENDING, max_length=16)
+    origin = fields.CharField(max_length=32, default="manual")
+    count = fields.IntField(default=1)
+    created_at = fields.DatetimeField()
+    fired_at = fields.DatetimeField(null=True)
+    done_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "reminder"
+        indexes = [Index(fields=("status", "due_at")), Index(fields=("client_id", "status"))]
+
+
+class ProcessedEvent(Model):
+    """Idempotency: one row per (source, external id, event) ever ingested."""
+
+    id = fields.BigIntField(primary_key=True)
+    source = fields.CharField(max_length=32)
+    external_id = fields.CharField(max_length=255)
+    event = fields.CharField(max_length=32)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "processed_event"
+        unique_together = (("source", "external_id", "event"),)
+
+
+class Merge(Model):
+    """A recorded merge: what moved from `merged` to `survivor`, so it can be undone."""
+
+    id = fields.IntField(primary_key=True)
+    survivor: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name="merges", on_delete=fields.CASCADE
+    )
+    merged: fields.ForeignKeyRelation[Client] = fields.ForeignKeyField(
+        "models.Client", related_name=False, on_delete=fields.CASCADE
+    )
+    by: fields.ForeignKeyNullableRelation[Manager] = fields.ForeignKeyField(
+        "models.Manager", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    moved = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField()
+    undone_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "merge"

@@ -1,0 +1,1 @@
+"""HTTP layer: handlers translate requests into hub calls; no business rules here."""

@@ -1,0 +1,67 @@
+"""Operations endpoints: health, metrics, and the live stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import WSMsgType, web
+from tortoise import connections
+
+from hub.keys import BUS, METRICS
+from hub.web.auth import current_manager
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    """200 when the database answers, 503 otherwise."""
+    try:
+        await connections.get("default").execute_query("SELECT 1")
+    except Exception:
+        return web.json_response({"status": "unavailable", "database": "down"}, status=503)
+    return web.json_response({"status": "ok", "database": "up"})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format."""
+    body = request.app[METRICS].render()
+    return web.Response(body=body, content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+@routes.get("/api/stream")
+async def stream(request: web.Request) -> web.StreamResponse:
+    """The manager's WebSocket of live events (screen pop, new timeline entries)."""
+    manager = current_manager(request)
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    bus, gauge = request.app[BUS], request.app[METRICS].online
+    sub = bus.subscribe(manager.id, str(manager.role))
+    gauge.set(bus.online)
+    reader = asyncio.create_task(_drain(ws))
+    try:
+        await ws.send_json({"type": "hello", "manager_id": manager.id})
+        while not ws.closed:
+            getter = asyncio.ensure_future(sub.queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            await ws.send_json(getter.result())
+    finally:
+        bus.unsubscribe(sub)
+        gauge.set(bus.online)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await ws.close()
+    return ws
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    async for msg in ws:
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+            break

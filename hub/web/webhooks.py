@@ -1,0 +1,73 @@
+"""The one webhook view for every adapter: look up → verify → parse → ingest → reply."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from channels import ADAPTERS
+from channels.base import Adapter, InboundRequest
+from hub.errors import HubError, MediaTypeError, NotFoundError, SignatureError
+from hub.keys import METRICS, PIPELINE, REGISTRY, SETTINGS
+
+log = logging.getLogger("hub.web.webhooks")
+
+
+def setup_webhook_routes(app: web.Application) -> None:
+    """Route every path each adapter declares to the shared view."""
+    for cls in ADAPTERS:
+        for path in cls.paths:
+            app.router.add_post(path, _view(cls.name))
+
+
+def _view(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        adapter = request.app[REGISTRY].get(name)
+        if adapter is None:
+            raise NotFoundError(f"{name} is not configured on this hub")
+        return await handle_webhook(request, adapter)
+
+    handle.__name__ = f"webhook_{name}"
+    return handle
+
+
+async def handle_webhook(request: web.Request, adapter: Adapter) -> web.StreamResponse:
+    """Verify, parse and ingest one provider request; answer the way the provider expects."""
+    metrics = request.app[METRICS]
+    if adapter.content_types and request.content_type not in adapter.content_types:
+        metrics.webhook_rejected.labels(adapter.name, "content_type").inc()
+        raise MediaTypeError(f"expected Content-Type {' or '.join(adapter.content_types)}")
+    inbound = await to_inbound(request)
+    try:
+        adapter.verify(inbound)
+    except SignatureError:
+        metrics.webhook_rejected.labels(adapter.name, "signature").inc()
+        log.warning("rejected %s webhook from %s: bad signature", adapter.name, request.remote)
+        raise
+    try:
+        events = adapter.parse(inbound)
+    except HubError as exc:
+        metrics.webhook_rejected.labels(adapter.name, exc.code).inc()
+        raise
+    pipeline = request.app[PIPELINE]
+    results = []
+    for event in events:
+        result = await pipeline.ingest(event)
+        metrics.events.labels(adapter.name, "duplicate" if result.duplicate else "stored").inc()
+        results.append(result)
+    reply = adapter.reply(inbound, results)
+    return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type,
+                        headers=reply.headers)
+
+
+async def to_inbound(request: web.Request) -> InboundRequest:
+    """The framework-neutral request; the URL is the one the provider called (public base)."""
+    body = await request.read()
+    base = request.app[SETTINGS].public_base_url
+    url = (base.rstrip("/") + request.path_qs) if base else str(request.url)
+    return InboundRequest(
+        method=request.method, url=url, path=request.path, headers=request.headers,
+        query=request.query, body=body, remote=request.remote,
+    )

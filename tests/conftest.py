@@ -1,0 +1,128 @@
+"""Fixtures: one database per test (in-memory SQLite, or PostgreSQL when
+HUB_TEST_DATABASE_URL names a server), the app under an aiohttp test client, managers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import pytest_asyncio
+from tortoise import Tortoise, connections
+
+from hub import db
+from hub.app import create_app
+from hub.managers import create_manager
+from hub.models import Role
+from hub.settings import Settings, load_settings
+from tests.helpers import EMAIL_TOKEN, GENERIC_SECRET
+
+PG_SERVER = os.environ.get("HUB_TEST_DATABASE_URL", "")
+
+
+def _pg_admin(url: str, sql: str) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """The database the tests use: a throwaway PostgreSQL database, or in-memory SQLite."""
+    if not PG_SERVER:
+        yield "sqlite://:memory:"
+        return
+    name = f"hub_test_{uuid.uuid4().hex[:10]}"
+    parts = urlsplit(PG_SERVER)
+    _pg_admin(PG_SERVER, f'CREATE DATABASE "{name}"')
+    yield urlunsplit(parts._replace(path="/" + name))
+    _pg_admin(PG_SERVER, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def is_pg(database_url: str) -> bool:
+    return database_url.startswith("postgres")
+
+
+@pytest.fixture
+def make_settings(database_url: str) -> Any:
+    """Settings for a test: a known secret for every inbound source, overridable."""
+
+    def make(**overrides: Any) -> Settings:
+        base: dict[str, Any] = {
+            "database_url": database_url,
+            "phone_region": "RU",
+            "telephony": {"generic": {"secret": GENERIC_SECRET}},
+            "email": {"inbound_token": EMAIL_TOKEN},
+        }
+        base.update(overrides)
+        return load_settings(environ={}, path=os.devnull if False else None, **base)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Any) -> Settings:
+    return make_settings()
+
+
+async def _truncate() -> None:
+    conn = connections.get("default")
+    if db.is_postgres(conn):
+        tables = "manager, api_token, client, identity, interaction, call, reminder, processed_event, merge"
+        await conn.execute_script(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+@pytest_asyncio.fixture
+async def orm(database_url: str) -> AsyncIterator[None]:
+    """An open, migrated, empty database for tests that use the hub without HTTP."""
+    await db.init_db(database_url)
+    await _truncate()
+    yield
+    await db.close_db()
+
+
+@pytest_asyncio.fixture
+async def app_client(aiohttp_client: Any, settings: Settings, orm: None) -> Any:
+    """The hub app (sharing the test's database) under aiohttp's test client."""
+    return await aiohttp_client(create_app(settings, manage_db=False))
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any, make_settings: Any, orm: None) -> Any:
+    """Build an app with custom settings on the test's database."""
+
+    async def make(**overrides: Any) -> Any:
+        return await aiohttp_client(create_app(make_settings(**overrides), manage_db=False))
+
+    return make
+
+
+@pytest_asyncio.fixture
+async def admin(orm: None) -> dict[str, Any]:
+    manager, token = await create_manager("Admin", email="admin@example.com", role=Role.ADMIN)
+    return {"manager": manager, "token": token, "headers": {"Authorization": f"Bearer {token}"}}
+
+
+@pytest_asyncio.fixture
+async def manager(orm: None) -> dict[str, Any]:
+    manager, token = await create_manager("Olga", email="olga@example.com", extension="101")
+    return {"manager": manager, "token": token, "headers": {"Authorization": f"Bearer {token}"}}
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"database: {'PostgreSQL at ' + PG_SERVER if PG_SERVER else 'in-memory SQLite'}"
+
+
+__all__ = ["Tortoise"]
