@@ -1,0 +1,102 @@
+"""Two hub processes on one PostgreSQL, fed the same calls at once, agree on one result."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from hub.models import Call, Client, Identity, Interaction
+from tests.helpers import GENERIC_SECRET, call_body, sign
+
+CALLS = 40
+PHONES = [f"+7916{n:07d}" for n in range(1, 16)]  # 40 calls from 15 people
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_healthy(session: aiohttp.ClientSession, url: str, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(200):
+        if proc.poll() is not None:
+            raise RuntimeError(f"hub exited with {proc.returncode}")
+        try:
+            async with session.get(url + "/healthz") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.05)
+    raise TimeoutError("hub did not become healthy")
+
+
+@pytest_asyncio.fixture
+async def hubs(database_url: str, orm: None) -> AsyncIterator[list[str]]:
+    if not database_url.startswith("postgres"):
+        pytest.skip("several processes share one PostgreSQL (set HUB_TEST_DATABASE_URL)")
+    procs, urls = [], []
+    env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_LOG_LEVEL": "WARNING",
+           "HUB_TELEPHONY_GENERIC_SECRET": GENERIC_SECRET}
+    for _ in range(2):
+        port = free_port()
+        procs.append(subprocess.Popen([sys.executable, "-m", "hub", "serve", "--port", str(port)],
+                                      env=env, stdout=subprocess.DEVNULL))
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        async with aiohttp.ClientSession() as session:
+            for url, proc in zip(urls, procs, strict=True):
+                await wait_healthy(session, url, proc)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=15)
+
+
+def lifecycle(i: int) -> list[bytes]:
+    phone = PHONES[i % len(PHONES)]
+    ringing = call_body("ringing", f"mp{i}", phone=phone)
+    if i % 3 == 0:
+        return [ringing, call_body("ended", f"mp{i}", phone=phone, status="missed")]
+    return [ringing, call_body("answered", f"mp{i}", phone=phone),
+            call_body("ended", f"mp{i}", phone=phone, status="answered", duration=30)]
+
+
+async def deliver(session: aiohttp.ClientSession, url: str, body: bytes) -> None:
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)}
+    for _ in range(20):  # like a provider: retry until a 2xx
+        async with session.post(url + "/webhooks/telephony/generic", data=body, headers=headers) as resp:
+            if resp.status == 200:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("a delivery never succeeded")
+
+
+async def test_two_processes_reach_the_same_result(hubs: list[str]) -> None:
+    rng = random.Random(7)
+    deliveries = [body for i in range(CALLS) for body in lifecycle(i)]
+    deliveries += rng.sample(deliveries, len(deliveries) // 5)  # 20 % repeated
+    rng.shuffle(deliveries)
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(deliver(session, rng.choice(hubs), b) for b in deliveries))
+    assert await Client.all().count() == len(PHONES)
+    assert await Identity.all().count() == len(PHONES)
+    assert await Call.all().count() == CALLS
+    statuses: dict[str, Any] = dict(
+        await Interaction.filter(kind="call").values_list("external_id", "status"))
+    assert len(statuses) == CALLS
+    for i in range(CALLS):
+        assert statuses[f"call:mp{i}"] == ("missed" if i % 3 == 0 else "completed")
