@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tortoise import BaseDBAsyncClient
-
-from hub.db import is_postgres
+from hub.db import Program, Row, Stmt, as_json, to_json
 from hub.events import CallEvent, CallOutcome, CallState, Direction
-from hub.models import Call, Interaction
+from hub.matching import CLIENT_COLUMNS, MANAGER_JOIN
+from hub.timeline import entry_dict
 
 _RANK = {CallState.RINGING: 1, CallState.ANSWERED: 2, CallState.ENDED: 3}
 # which event's value wins for a field when several carry one: the most informative first
@@ -112,93 +111,93 @@ def is_missed_inbound(view: CallView, direction: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class CallChange:
-    call: Call
-    interaction: Interaction
+    """What one event did to its call: the timeline entry and the view before and after."""
+
+    interaction: dict[str, Any]
     before: CallView | None
     after: CallView
+    direction: str
 
 
-async def load_call(conn: BaseDBAsyncClient, event: CallEvent) -> Call | None:
-    """The stored call for this event, locked for update where the database can."""
-    query = Call.filter(source=event.source, call_id=event.call_id).using_db(conn)
-    if is_postgres(conn):
-        query = query.select_for_update()
-    return await query.first()
-
-
-async def apply_call_event(
-    conn: BaseDBAsyncClient,
-    event: CallEvent,
-    call: Call | None,
-    client_id: int | None,
-    remote_phone: str | None,
-    when: datetime,
-) -> CallChange:
-    """Fold one event into its call (creating the call and its timeline entry on first sight)."""
-    if call is None:
-        return await _create(conn, event, client_id, remote_phone, when)
-    before = derive(call.events, call.direction)
-    call.events = {**call.events, f"call.{event.state.value}": snapshot(event)}
-    after = derive(call.events, call.direction)
-    _copy_view(call, after)
-    await call.save(using_db=conn)
-    interaction = await Interaction.get(id=call.interaction_id).using_db(conn)  # type: ignore[attr-defined]
-    _fill_interaction(interaction, call, after, when)
-    await interaction.save(using_db=conn)
-    return CallChange(call, interaction, before, after)
-
-
-async def _create(
-    conn: BaseDBAsyncClient,
-    event: CallEvent,
-    client_id: int | None,
-    remote_phone: str | None,
-    when: datetime,
-) -> CallChange:
-    events = {f"call.{event.state.value}": snapshot(event)}
-    view = derive(events, event.direction.value)
-    interaction = Interaction(
-        client_id=client_id, kind="call", direction=_short(event.direction), channel=event.source,
-        source=event.source, external_id=f"call:{event.call_id}", created_at=when,
+def find_call(event: CallEvent) -> Stmt:
+    """The stored call (locked on PostgreSQL) with its card and the card's manager."""
+    return Stmt(
+        "SELECT k.id AS k_id, k.direction AS k_direction, k.events AS k_events, "
+        f"k.interaction_id AS k_interaction, k.remote_phone AS k_phone, {CLIENT_COLUMNS} "
+        f"FROM call k LEFT JOIN client c ON c.id = k.client_id {MANAGER_JOIN} "
+        "WHERE k.source = ? AND k.call_id = ?",
+        (event.source, event.call_id),
+        pg_suffix=" FOR UPDATE OF k",
     )
-    call = Call(
-        source=event.source, call_id=event.call_id, direction=event.direction.value,
-        remote_phone=remote_phone, client_id=client_id, events=events,
+
+
+def apply_event(
+    event: CallEvent, found: Row | None, client_id: int | None, phone: str | None, when: datetime
+) -> Program[CallChange]:
+    """Fold one event into its call, creating the call and its timeline entry on first sight."""
+    key = f"call.{event.state.value}"
+    if found is None:
+        return (yield from _create(event, {key: snapshot(event)}, client_id, phone, when))
+    events = as_json(found["k_events"])
+    direction, before = found["k_direction"], derive(events, found["k_direction"])
+    events[key] = snapshot(event)
+    after = derive(events, direction)
+    meta = _meta(event, found["k_phone"], after)
+    yield Stmt(
+        "UPDATE call SET state = ?, outcome = ?, was_answered = ?, line = ?, extension = ?, "
+        "started_at = ?, answered_at = ?, ended_at = ?, duration_s = ?, recording_url = ?, "
+        "events = ? WHERE id = ?",
+        (*_view_values(after), to_json(events), found["k_id"]),
     )
-    _copy_view(call, view)
-    _fill_interaction(interaction, call, view, when)
-    await interaction.save(using_db=conn)
-    call.interaction_id = interaction.id  # type: ignore[attr-defined]
-    await call.save(using_db=conn)
-    return CallChange(call, interaction, None, view)
+    yield Stmt(
+        "UPDATE interaction SET occurred_at = ?, status = ?, meta = ?, updated_at = ? WHERE id = ?",
+        (after.started_at, after.status, to_json(meta), when, found["k_interaction"]),
+    )
+    entry = _entry(found["k_interaction"], found["c_id"], event, direction, after, meta)
+    return CallChange(entry, before, after, direction)
 
 
-def _short(direction: Direction) -> str:
+def _create(
+    event: CallEvent, events: dict[str, Any], client_id: int | None, phone: str | None,
+    when: datetime,
+) -> Program[CallChange]:
+    direction = event.direction.value
+    view = derive(events, direction)
+    meta = _meta(event, phone, view)
+    rows = yield Stmt(
+        "INSERT INTO interaction (client_id, kind, direction, channel, occurred_at, status, text, "
+        "meta, source, external_id, created_at, updated_at) "
+        "VALUES (?, 'call', ?, ?, ?, ?, '', ?, ?, ?, ?, ?) RETURNING id",
+        (client_id, _short(direction), event.source, view.started_at, view.status, to_json(meta),
+         event.source, f"call:{event.call_id}", when, when),
+    )
+    interaction_id = int(rows[0]["id"])
+    yield Stmt(
+        "INSERT INTO call (state, outcome, was_answered, line, extension, started_at, "
+        "answered_at, ended_at, duration_s, recording_url, events, source, call_id, direction, "
+        "remote_phone, client_id, interaction_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (*_view_values(view), to_json(events), event.source, event.call_id, direction, phone,
+         client_id, interaction_id),
+    )
+    entry = _entry(interaction_id, client_id, event, direction, view, meta)
+    return CallChange(entry, None, view, direction)
+
+
+def _view_values(view: CallView) -> tuple[Any, ...]:
+    return (view.state, view.outcome, view.was_answered, view.line, view.extension,
+            view.started_at, view.answered_at, view.ended_at, view.duration_s, view.recording_url)
+
+
+def _short(direction: str) -> str:
     return "in" if direction == Direction.INBOUND else "out"
 
 
-def _copy_view(call: Call, view: CallView) -> None:
-    call.state = view.state
-    call.outcome = view.outcome
-    call.was_answered = view.was_answered
-    call.started_at = view.started_at
-    call.answered_at = view.answered_at
-    call.ended_at = view.ended_at
-    call.duration_s = view.duration_s
-    call.extension = view.extension
-    call.line = view.line
-    call.recording_url = view.recording_url
-
-
-def _fill_interaction(interaction: Interaction, call: Call, view: CallView, when: datetime) -> None:
-    interaction.occurred_at = view.started_at
-    interaction.status = view.status
-    interaction.updated_at = when
-    interaction.text = ""
-    interaction.meta = {
-        "call_id": call.call_id,
-        "provider": call.source,
-        "phone": call.remote_phone,
+def _meta(event: CallEvent, phone: str | None, view: CallView) -> dict[str, Any]:
+    return {
+        "call_id": event.call_id,
+        "provider": event.source,
+        "phone": phone,
         "line": view.line,
         "extension": view.extension,
         "duration": view.duration_s,
@@ -206,3 +205,11 @@ def _fill_interaction(interaction: Interaction, call: Call, view: CallView, when
         "answered_at": view.answered_at.isoformat() if view.answered_at else None,
         "ended_at": view.ended_at.isoformat() if view.ended_at else None,
     }
+
+
+def _entry(
+    interaction_id: int, client_id: int | None, event: CallEvent, direction: str, view: CallView,
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    return entry_dict(interaction_id, client_id, "call", _short(direction), event.source,
+                      view.started_at, view.status, "", meta)

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import BaseDBAsyncClient, Tortoise, connections
 
 log = logging.getLogger("hub.db")
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MODEL_MODULES = ["hub.models", "aerich.models"]
@@ -60,7 +66,8 @@ async def init_db(database_url: str, *, migrate: bool = True) -> None:
 
 
 async def close_db() -> None:
-    """Close every connection Tortoise opened."""
+    """Close every connection Tortoise (and the ingest writer) opened."""
+    _close_writers()
     await Tortoise.close_connections()
 
 
@@ -93,22 +100,146 @@ async def _migration_lock(database_url: str) -> AsyncIterator[None]:
         await conn.close()  # closing the session releases the lock
 
 
-def placeholders(conn: BaseDBAsyncClient, count: int, start: int = 1) -> list[str]:
-    """Parameter markers for raw SQL in the connection's dialect."""
-    if is_postgres(conn):
-        return [f"${i}" for i in range(start, start + count)]
-    return ["?"] * count
+async def execute(conn: BaseDBAsyncClient, stmt: Stmt) -> list[dict[str, Any]]:
+    """Run one statement on a Tortoise connection (inside its transaction, if any)."""
+    sql = pg_sql(stmt.sql) + stmt.pg_suffix if is_postgres(conn) else stmt.sql
+    return await conn.execute_query_dict(sql, list(stmt.params))
 
 
-async def insert_ignore(
-    conn: BaseDBAsyncClient, table: str, values: dict[str, Any], conflict: Sequence[str]
-) -> int | None:
-    """INSERT … ON CONFLICT DO NOTHING; the new row's id, or None when the row existed."""
-    cols = list(values)
-    marks = ", ".join(placeholders(conn, len(cols)))
-    sql = (
-        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks}) "
-        f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING RETURNING id"
-    )
-    rows = await conn.execute_query_dict(sql, [values[c] for c in cols])
-    return int(rows[0]["id"]) if rows else None
+# --- SQL programs -----------------------------------------------------------------------------
+# The ingest path is written as a generator that yields statements and receives their rows:
+# the logic stays free of I/O and of the dialect, and a runner executes it either in one hop
+# to SQLite's thread (one transaction, no per-statement thread round trip) or on asyncpg.
+
+
+class RaceLost(Exception):
+    """A unique constraint fired: a concurrent transaction won; retry the whole program."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stmt:
+    """One statement with `?` markers; `pg_suffix` is appended on PostgreSQL only."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+    pg_suffix: str = ""
+
+
+Row = Mapping[str, Any]
+Program = Generator[Stmt, list[Row], T]
+
+
+@functools.lru_cache(maxsize=256)
+def pg_sql(sql: str) -> str:
+    """`?` markers as asyncpg's `$n`."""
+    parts = sql.split("?")
+    return "".join(p + (f"${i}" if i < len(parts) else "") for i, p in enumerate(parts, 1))
+
+
+class Busy(Exception):
+    """Another connection holds SQLite's write lock; try again shortly."""
+
+
+async def run_program(make: Callable[[], Program[T]]) -> T:
+    """Run a SQL program as one transaction; RaceLost when a unique constraint fired."""
+    client = connections.get("default")
+    if is_postgres(client):
+        return await _run_asyncpg(client, make)
+    writer = _sqlite_writer(client)
+    if writer is None:  # an in-memory database exists only on Tortoise's own connection
+        async with client.acquire_connection() as aconn:
+            return cast(T, await aconn._execute(_run_sqlite, aconn._conn, make))
+    for delay in _BUSY_BACKOFF:
+        try:
+            return _run_sqlite(writer, make)
+        except Busy:
+            await asyncio.sleep(delay)
+    raise Busy("the SQLite database stayed locked")
+
+
+# SQLite: the ingest transactions run on a connection of their own on the event-loop thread.
+# A transaction is a few index lookups and writes (well under a millisecond): cheaper than a hop
+# to a worker thread, which would also fight the loop for the GIL. It never waits for a lock
+# (busy_timeout=0): a locked database raises Busy and the caller sleeps without blocking the loop.
+_writers: dict[str, sqlite3.Connection] = {}
+_BUSY_BACKOFF = [0.001 * 2**i for i in range(8)] + [0.2] * 50
+
+
+def _sqlite_writer(client: BaseDBAsyncClient) -> sqlite3.Connection | None:
+    filename = str(getattr(client, "filename", ":memory:"))
+    if filename == ":memory:" or "mode=memory" in filename:
+        return None
+    conn = _writers.get(filename)
+    if conn is None:
+        conn = sqlite3.connect(filename, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        for pragma, value in getattr(client, "pragmas", {}).items():
+            if pragma != "busy_timeout":
+                conn.execute(f"PRAGMA {pragma}={value}")
+        conn.execute("PRAGMA busy_timeout=0")
+        _writers[filename] = conn
+    return conn
+
+
+def _close_writers() -> None:
+    for conn in _writers.values():
+        conn.close()
+    _writers.clear()
+
+
+def _run_sqlite(conn: sqlite3.Connection, make: Callable[[], Program[T]]) -> T:
+    try:
+        conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no lock upgrade, no deadlock
+    except sqlite3.OperationalError as exc:
+        raise Busy(str(exc)) from None
+    try:
+        program = make()
+        stmt = next(program)
+        while True:
+            rows = conn.execute(stmt.sql, stmt.params).fetchall()
+            stmt = program.send(rows)
+    except StopIteration as done:
+        conn.execute("COMMIT")
+        return cast(T, done.value)
+    except sqlite3.IntegrityError as exc:
+        conn.execute("ROLLBACK")
+        raise RaceLost(str(exc)) from None
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+async def _run_asyncpg(client: BaseDBAsyncClient, make: Callable[[], Program[T]]) -> T:
+    import asyncpg
+
+    async with client.acquire_connection() as conn:
+        try:
+            async with conn.transaction():
+                program = make()
+                stmt = next(program)
+                while True:
+                    rows = await conn.fetch(pg_sql(stmt.sql) + stmt.pg_suffix, *stmt.params)
+                    try:
+                        stmt = program.send(rows)
+                    except StopIteration as done:  # inside the block: it commits
+                        return cast(T, done.value)
+        except asyncpg.UniqueViolationError as exc:
+            raise RaceLost(str(exc)) from None
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A timestamp column as an aware datetime (SQLite hands back text)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def as_json(value: Any) -> Any:
+    """A JSON column as Python data (both drivers hand back text)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def to_json(value: Any) -> str:
+    """Python data as a JSON column value."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from email.headerregistry import Address
 from email.utils import parseaddr
@@ -22,6 +23,7 @@ class Kind(StrEnum):
     TELEGRAM_USERNAME = "telegram_username"
 
 
+@functools.lru_cache(maxsize=8192)  # the same callers ring again and again; parsing is slow
 def normalize_phone(raw: str | None, region: str) -> str | None:
     """E.164 for a valid number written any way, None for garbage or anonymous callers."""
     if raw is None:

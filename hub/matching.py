@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tortoise import BaseDBAsyncClient
-from tortoise.expressions import Q
 
 from hub import identity
-from hub.db import insert_ignore
+from hub.db import Program, RaceLost, Row, Stmt, as_datetime, execute
 from hub.events import Party
 from hub.identity import Kind
 from hub.models import Client, ClientStatus, Identity
@@ -17,10 +17,15 @@ from hub.models import Client, ClientStatus, Identity
 # A person's strongest identity decides the card: a Telegram account is theirs alone, an
 # e-mail almost always, a phone may be shared (an office line), so it counts last.
 PRECEDENCE = (Kind.TELEGRAM, Kind.EMAIL, Kind.TELEGRAM_USERNAME, Kind.PHONE)
+TEXT_KINDS = (Kind.EMAIL, Kind.TELEGRAM_USERNAME)
 
-
-class RaceLost(Exception):
-    """Another transaction claimed one of our identities first: retry the whole ingest."""
+# the card and its responsible manager, as every ingest query selects them
+CLIENT_COLUMNS = (
+    "c.id AS c_id, c.name AS c_name, c.status AS c_status, c.manager_id AS c_manager_id, "
+    "c.last_interaction_at AS c_last, c.activity_at AS c_activity, "
+    "m.name AS m_name, m.extension AS m_extension"
+)
+MANAGER_JOIN = "LEFT JOIN manager m ON m.id = c.manager_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,41 @@ class Keys:
 
     def __bool__(self) -> bool:
         return bool(self.items)
+
+    def first(self, kind: Kind) -> str | None:
+        return next((v for k, v in self.items if k == kind), None)
+
+
+@dataclass(slots=True)
+class ClientRef:
+    """What ingest needs of a card: who it is and who is responsible for it."""
+
+    id: int
+    name: str
+    status: str
+    manager_id: int | None
+    last_interaction_at: datetime | None
+    activity_at: datetime
+    manager: dict[str, Any] | None
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "status": self.status}
+
+
+def client_ref(row: Row) -> ClientRef | None:
+    """The card columns of a row selected with CLIENT_COLUMNS (None when it has no card)."""
+    if row["c_id"] is None:
+        return None
+    manager_id = row["c_manager_id"]
+    manager = None
+    if manager_id is not None and row["m_name"] is not None:
+        manager = {"id": manager_id, "name": row["m_name"], "extension": row["m_extension"]}
+    activity = as_datetime(row["c_activity"])
+    assert activity is not None
+    return ClientRef(
+        id=int(row["c_id"]), name=row["c_name"], status=row["c_status"], manager_id=manager_id,
+        last_interaction_at=as_datetime(row["c_last"]), activity_at=activity, manager=manager,
+    )
 
 
 def party_keys(party: Party, region: str) -> Keys:
@@ -55,59 +95,69 @@ def party_keys(party: Party, region: str) -> Keys:
 
 def search_text(name: str, keys: list[tuple[str, str]]) -> str:
     """What the text search looks in: the name, e-mails and usernames, lower-cased."""
-    words = [name] + [v for k, v in keys if k in (Kind.EMAIL, Kind.TELEGRAM_USERNAME)]
+    words = [name] + [v for k, v in keys if k in TEXT_KINDS]
     return "\n".join(w for w in words if w).lower()
 
 
-async def match_or_create_client(
-    conn: BaseDBAsyncClient, keys: Keys, when: datetime
-) -> tuple[Client, bool]:
+def identity_stmt(client_id: int, kind: str, value: str, when: datetime) -> Stmt:
+    """Give a card an identity unless some card holds it (then no row comes back)."""
+    rev = identity.reversed_digits(value) if kind == Kind.PHONE else None
+    return Stmt(
+        "INSERT INTO identity (client_id, kind, value, rev, created_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (kind, value) DO NOTHING RETURNING id",
+        (client_id, str(kind), value, rev, when),
+    )
+
+
+def match_or_create(keys: Keys, when: datetime) -> Program[tuple[ClientRef, bool]]:
     """The card for these identities (created if none matches) and whether it is new."""
-    owners = await _owners(conn, keys)
+    where = " OR ".join(["(i.kind = ? AND i.value = ?)"] * len(keys.items))
+    rows = yield Stmt(
+        f"SELECT i.kind AS i_kind, i.value AS i_value, {CLIENT_COLUMNS} FROM identity i "
+        f"JOIN client c ON c.id = i.client_id {MANAGER_JOIN} WHERE {where}",
+        tuple(p for key in keys.items for p in (key[0].value, key[1])),
+    )
+    owners = {(Kind(r["i_kind"]), r["i_value"]): r for r in rows}
     for key in keys.items:
         if key in owners:
-            client = await Client.get(id=owners[key]).using_db(conn)
-            await attach_identities(conn, client, [k for k in keys.items if k not in owners], when)
+            client = client_ref(owners[key])
+            assert client is not None
+            yield from _attach(client, [k for k in keys.items if k not in owners], when)
             return client, False
-    client = await Client.create(
-        name=keys.display_name,
-        status=ClientStatus.NEW,
-        search=search_text(keys.display_name, list(keys.items)),
-        created_at=when,
-        updated_at=when,
-        activity_at=when,
-        using_db=conn,
+    return (yield from _create(keys, when)), True
+
+
+def _create(keys: Keys, when: datetime) -> Program[ClientRef]:
+    rows = yield Stmt(
+        "INSERT INTO client (name, status, custom_fields, created_at, updated_at, activity_at, "
+        "search) VALUES (?, ?, '{}', ?, ?, ?, ?) RETURNING id",
+        (keys.display_name, ClientStatus.NEW.value, when, when, when,
+         search_text(keys.display_name, list(keys.items))),
     )
+    client_id = int(rows[0]["id"])
     for kind, value in keys.items:
-        if await add_identity(conn, client.id, kind, value, when) is None:
-            raise RaceLost(kind)
-    return client, True
+        if not (yield identity_stmt(client_id, kind, value, when)):
+            raise RaceLost(f"{kind} was claimed by a concurrent ingest")
+    return ClientRef(client_id, keys.display_name, ClientStatus.NEW.value, None, None, when, None)
 
 
-async def _owners(conn: BaseDBAsyncClient, keys: Keys) -> dict[tuple[Kind, str], int]:
-    query = Q()
-    for kind, value in keys.items:
-        query |= Q(kind=kind.value, value=value)
-    rows = await Identity.filter(query).using_db(conn).values_list("kind", "value", "client_id")
-    return {(Kind(kind), value): client_id for kind, value, client_id in rows}
+def _attach(client: ClientRef, keys: list[tuple[Kind, str]], when: datetime) -> Program[None]:
+    added = []
+    for kind, value in keys:
+        if (yield identity_stmt(client.id, kind, value, when)):
+            added.append(kind)
+    if any(kind in TEXT_KINDS for kind in added):
+        rows = yield Stmt("SELECT kind, value FROM identity WHERE client_id = ?", (client.id,))
+        text = search_text(client.name, [(r["kind"], r["value"]) for r in rows])
+        yield Stmt("UPDATE client SET search = ? WHERE id = ?", (text, client.id))
 
 
 async def add_identity(
     conn: BaseDBAsyncClient, client_id: int, kind: str, value: str, when: datetime
 ) -> int | None:
     """Give the card this identity; None when it already belongs to a card."""
-    rev = identity.reversed_digits(value) if kind == Kind.PHONE else None
-    row = {"client_id": client_id, "kind": str(kind), "value": value, "rev": rev, "created_at": when}
-    return await insert_ignore(conn, "identity", row, ("kind", "value"))
-
-
-async def attach_identities(
-    conn: BaseDBAsyncClient, client: Client, keys: list[tuple[Kind, str]], when: datetime
-) -> None:
-    """Add identities nobody holds yet to a known card (a new e-mail of a known caller)."""
-    added = [k for k in keys if await add_identity(conn, client.id, k[0], k[1], when) is not None]
-    if any(kind in (Kind.EMAIL, Kind.TELEGRAM_USERNAME) for kind, _ in added):
-        await refresh_search(conn, client)
+    rows = await execute(conn, identity_stmt(client_id, kind, value, when))
+    return int(rows[0]["id"]) if rows else None
 
 
 async def refresh_search(conn: BaseDBAsyncClient, client: Client) -> None:

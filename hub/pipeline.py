@@ -2,6 +2,7 @@
 
 dedupe → match or create the card → fold into the timeline → commit → post-commit hooks.
 Nothing in here keeps state between events, so several processes on one database agree.
+The transaction is a SQL program (see hub.db): the same logic runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,19 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tortoise import BaseDBAsyncClient
-from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
-
 from hub import calls, reminders, timeline
-from hub.db import insert_ignore, now
+from hub.db import Program, RaceLost, Stmt, now, run_program
 from hub.events import CallEvent, HubEvent, MessageEvent
 from hub.identity import Kind
-from hub.matching import RaceLost, match_or_create_client, party_keys
-from hub.models import Call, Client, Interaction, Manager
+from hub.matching import CLIENT_COLUMNS, MANAGER_JOIN, ClientRef, client_ref, match_or_create, party_keys
 
 log = logging.getLogger("hub.pipeline")
-ATTEMPTS = 4
+ATTEMPTS = 5
 
 
 @dataclass(slots=True)
@@ -52,6 +48,10 @@ class IngestResult:
             "manager": self.manager,
         }
 
+    def describe(self, client: ClientRef | None) -> None:
+        if client is not None:
+            self.client_id, self.client, self.manager = client.id, client.summary(), client.manager
+
 
 Hook = Callable[[IngestResult], Awaitable[None]]
 
@@ -67,14 +67,13 @@ class Pipeline:
         """Store the event (once), then run the post-commit hooks."""
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                async with in_transaction() as conn:
-                    result = await self._apply(conn, event, now())
+                result = await run_program(lambda: self._program(event, now()))
                 break
-            except (IntegrityError, RaceLost):
+            except RaceLost:
                 # a concurrent ingest created the same card or call first; the retry finds it
                 if attempt == ATTEMPTS:
                     raise
-                await asyncio.sleep(0.005 * attempt)
+                await asyncio.sleep(0.002 * attempt)
         if not result.duplicate:
             await self._run_hooks(result)
         return result
@@ -86,100 +85,91 @@ class Pipeline:
             except Exception:
                 log.exception("post-commit hook %s failed", getattr(hook, "__name__", hook))
 
-    async def _apply(self, conn: BaseDBAsyncClient, event: HubEvent, when: datetime) -> IngestResult:
+    def _program(self, event: HubEvent, when: datetime) -> Program[IngestResult]:
         source, external_id, name = event.dedupe_key
-        row = {"source": source, "external_id": external_id, "event": name, "created_at": when}
-        if await insert_ignore(conn, "processed_event", row, ("source", "external_id", "event")) is None:
-            return await self._duplicate(conn, event)
+        fresh = yield Stmt(
+            "INSERT INTO processed_event (source, external_id, event, created_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (source, external_id, event) DO NOTHING RETURNING id",
+            (source, external_id, name, when),
+        )
+        if not fresh:
+            return (yield from _duplicate(event))
         if isinstance(event, CallEvent):
-            return await self._apply_call(conn, event, when)
-        return await self._apply_message(conn, event, when)
+            return (yield from self._call(event, when))
+        return (yield from self._message(event, when))
 
-    async def _apply_call(self, conn: BaseDBAsyncClient, event: CallEvent, when: datetime) -> IngestResult:
+    def _call(self, event: CallEvent, when: datetime) -> Program[IngestResult]:
         result = IngestResult(event)
-        call = await calls.load_call(conn, event)
-        keys = party_keys(event.remote, self.region)
-        phone = next((v for k, v in keys.items if k == Kind.PHONE), None)
-        client = await self._call_client(conn, call, keys, result, when)
-        change = await calls.apply_call_event(
-            conn, event, call, client.id if client else None, phone, when
+        found = yield calls.find_call(event)
+        phone = None
+        if found:  # a known call already has its card: no need to match again
+            client = client_ref(found[0])
+        elif keys := party_keys(event.remote, self.region):
+            client, result.created = yield from match_or_create(keys, when)
+            phone = keys.first(Kind.PHONE)
+        else:
+            client = None  # anonymous or hidden number: a call without a card
+        change = yield from calls.apply_event(
+            event, found[0] if found else None, client.id if client else None, phone, when
         )
         result.call_status_before = change.before.status if change.before else None
         result.call_status = change.after.status
-        result.interaction = timeline.serialize(change.interaction)
+        result.interaction = change.interaction
+        result.describe(client)
         if client is not None:
-            await _touch(conn, client, change.after.started_at)
-            await self._call_reminders(conn, client, change, when)
-            await _describe_client(conn, client, result)
+            yield from _touch(client, change.after.started_at)
+            yield from _call_reminders(client, change, when)
         return result
 
-    async def _call_client(
-        self, conn: BaseDBAsyncClient, call: Call | None, keys: Any, result: IngestResult, when: datetime
-    ) -> Client | None:
-        if call is not None:
-            client_id = call.client_id  # type: ignore[attr-defined]
-            return await Client.get(id=client_id).using_db(conn) if client_id else None
-        if not keys:
-            return None  # anonymous or hidden number: a call without a card
-        client, result.created = await match_or_create_client(conn, keys, when)
-        return client
-
-    async def _call_reminders(
-        self, conn: BaseDBAsyncClient, client: Client, change: calls.CallChange, when: datetime
-    ) -> None:
-        direction = change.call.direction
-        was = change.before is not None and calls.is_missed_inbound(change.before, direction)
-        missed = calls.is_missed_inbound(change.after, direction)
-        manager_id = client.manager_id  # type: ignore[attr-defined]
-        if missed and not was:
-            await reminders.on_missed_call(conn, client.id, manager_id, when)
-        elif was and not missed:
-            await reminders.on_missed_call_revoked(conn, client.id, when)
-        if change.after.was_answered and not (change.before and change.before.was_answered):
-            await reminders.on_connected_call(conn, client.id, when)
-
-    async def _apply_message(
-        self, conn: BaseDBAsyncClient, event: MessageEvent, when: datetime
-    ) -> IngestResult:
+    def _message(self, event: MessageEvent, when: datetime) -> Program[IngestResult]:
         result = IngestResult(event)
         keys = party_keys(event.sender, self.region)
         client = None
         if keys:
-            client, result.created = await match_or_create_client(conn, keys, when)
-        entry = await timeline.append_message(conn, event, client.id if client else None, when)
-        result.interaction = timeline.serialize(entry)
-        if client is not None:
-            await _touch(conn, client, event.occurred_at)
-            await _describe_client(conn, client, result)
-        return result
-
-    async def _duplicate(self, conn: BaseDBAsyncClient, event: HubEvent) -> IngestResult:
-        result = IngestResult(event, duplicate=True)
-        if isinstance(event, CallEvent):
-            query = Call.filter(source=event.source, call_id=event.call_id)
-        else:
-            query = Interaction.filter(source=event.source, external_id=event.external_id)
-        client_id = await query.using_db(conn).first().values_list("client_id", flat=True)
-        if client_id:
-            client = await Client.get(id=client_id).using_db(conn)
-            await _describe_client(conn, client, result)
-        return result
-
-
-async def _touch(conn: BaseDBAsyncClient, client: Client, at: datetime) -> None:
-    last = client.last_interaction_at
-    if last is None or at > last:
-        await Client.filter(id=client.id).using_db(conn).update(
-            last_interaction_at=at, activity_at=max(at, client.activity_at)
+            client, result.created = yield from match_or_create(keys, when)
+        result.interaction = yield from timeline.append_message(
+            event, client.id if client else None, when
         )
-        client.last_interaction_at = at
+        result.describe(client)
+        if client is not None:
+            yield from _touch(client, event.occurred_at)
+        return result
 
 
-async def _describe_client(conn: BaseDBAsyncClient, client: Client, result: IngestResult) -> None:
-    result.client_id = client.id
-    result.client = {"id": client.id, "name": client.name, "status": str(client.status)}
-    manager_id = client.manager_id  # type: ignore[attr-defined]
-    if manager_id:
-        manager = await Manager.get_or_none(id=manager_id).using_db(conn)
-        if manager is not None:
-            result.manager = {"id": manager.id, "name": manager.name, "extension": manager.extension}
+def _call_reminders(client: ClientRef, change: calls.CallChange, when: datetime) -> Program[None]:
+    was = change.before is not None and calls.is_missed_inbound(change.before, change.direction)
+    missed = calls.is_missed_inbound(change.after, change.direction)
+    if missed and not was:
+        yield from reminders.on_missed_call(client.id, client.manager_id, when)
+    elif was and not missed:
+        yield from reminders.on_missed_call_revoked(client.id, when)
+    if change.after.was_answered and not (change.before and change.before.was_answered):
+        yield from reminders.on_connected_call(client.id, when)
+
+
+def _touch(client: ClientRef, at: datetime) -> Program[None]:
+    """Move the card's last interaction forward (never back: events arrive out of order)."""
+    if client.last_interaction_at is not None and at <= client.last_interaction_at:
+        return
+    yield Stmt(
+        "UPDATE client SET last_interaction_at = ?, "
+        "activity_at = CASE WHEN activity_at < ? THEN ? ELSE activity_at END "
+        "WHERE id = ? AND (last_interaction_at IS NULL OR last_interaction_at < ?)",
+        (at, at, at, client.id, at),
+    )
+    client.last_interaction_at = at
+
+
+def _duplicate(event: HubEvent) -> Program[IngestResult]:
+    result = IngestResult(event, duplicate=True)
+    if isinstance(event, CallEvent):
+        table, key_col, key = "call", "call_id", event.call_id
+    else:
+        table, key_col, key = "interaction", "external_id", event.external_id
+    rows = yield Stmt(
+        f"SELECT {CLIENT_COLUMNS} FROM {table} x JOIN client c ON c.id = x.client_id "
+        f"{MANAGER_JOIN} WHERE x.source = ? AND x.{key_col} = ?",
+        (event.source, key),
+    )
+    result.describe(client_ref(rows[0]) if rows else None)
+    return result

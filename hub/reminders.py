@@ -4,57 +4,51 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tortoise import BaseDBAsyncClient
-
-from hub.models import Reminder, ReminderStatus
+from hub.db import Program, Stmt
+from hub.models import ReminderStatus
 
 MISSED_CALL = "missed_call"
+_OPEN = (ReminderStatus.PENDING.value, ReminderStatus.FIRED.value)
+_FIND_OPEN = Stmt(
+    "SELECT id, count FROM reminder WHERE client_id = ? AND origin = ? AND status IN (?, ?) "
+    "ORDER BY id LIMIT 1"
+)
 
 
-async def on_missed_call(
-    conn: BaseDBAsyncClient, client_id: int, manager_id: int | None, when: datetime
-) -> Reminder:
+def _find_open(client_id: int) -> Stmt:
+    return Stmt(_FIND_OPEN.sql, (client_id, MISSED_CALL, *_OPEN))
+
+
+def on_missed_call(client_id: int, manager_id: int | None, when: datetime) -> Program[None]:
     """One open call-back reminder per client: the first missed call opens it, later ones bump it."""
-    open_one = await (
-        Reminder.filter(client_id=client_id, origin=MISSED_CALL, status__in=_OPEN)
-        .using_db(conn)
-        .first()
-    )
-    if open_one is not None:
-        open_one.count += 1
-        await open_one.save(using_db=conn, update_fields=["count"])
-        return open_one
-    return await Reminder.create(
-        client_id=client_id, manager_id=manager_id, due_at=when, text="Call back: missed call",
-        origin=MISSED_CALL, created_at=when, using_db=conn,
-    )
-
-
-async def on_connected_call(conn: BaseDBAsyncClient, client_id: int, when: datetime) -> int:
-    """A call that connected with the client closes their open missed-call reminder."""
-    return await (
-        Reminder.filter(client_id=client_id, origin=MISSED_CALL, status__in=_OPEN)
-        .using_db(conn)
-        .update(status=ReminderStatus.DONE, done_at=when)
-    )
-
-
-_OPEN = [ReminderStatus.PENDING, ReminderStatus.FIRED]
-
-
-async def on_missed_call_revoked(conn: BaseDBAsyncClient, client_id: int, when: datetime) -> None:
-    """A late event showed the call was answered after all: take its missed call back."""
-    open_one = await (
-        Reminder.filter(client_id=client_id, origin=MISSED_CALL, status__in=_OPEN)
-        .using_db(conn)
-        .first()
-    )
-    if open_one is None:
+    rows = yield _find_open(client_id)
+    if rows:
+        yield Stmt("UPDATE reminder SET count = count + 1 WHERE id = ?", (rows[0]["id"],))
         return
-    if open_one.count > 1:
-        open_one.count -= 1
-        await open_one.save(using_db=conn, update_fields=["count"])
+    yield Stmt(
+        "INSERT INTO reminder (client_id, manager_id, due_at, text, status, origin, count, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+        (client_id, manager_id, when, "Call back: missed call", ReminderStatus.PENDING.value,
+         MISSED_CALL, when),
+    )
+
+
+def on_connected_call(client_id: int, when: datetime) -> Program[None]:
+    """A call that connected with the client closes their open missed-call reminder."""
+    yield Stmt(
+        "UPDATE reminder SET status = ?, done_at = ? WHERE client_id = ? AND origin = ? "
+        "AND status IN (?, ?)",
+        (ReminderStatus.DONE.value, when, client_id, MISSED_CALL, *_OPEN),
+    )
+
+
+def on_missed_call_revoked(client_id: int, when: datetime) -> Program[None]:
+    """A late event showed the call was answered after all: take its missed call back."""
+    rows = yield _find_open(client_id)
+    if not rows:
+        return
+    if rows[0]["count"] > 1:
+        yield Stmt("UPDATE reminder SET count = count - 1 WHERE id = ?", (rows[0]["id"],))
     else:
-        open_one.status = ReminderStatus.DONE
-        open_one.done_at = when
-        await open_one.save(using_db=conn, update_fields=["status", "done_at"])
+        yield Stmt("UPDATE reminder SET status = ?, done_at = ? WHERE id = ?",
+                   (ReminderStatus.DONE.value, when, rows[0]["id"]))

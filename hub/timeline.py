@@ -7,17 +7,15 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from tortoise import BaseDBAsyncClient
 from tortoise.expressions import Q
 
+from hub.db import Program, Stmt, to_json
 from hub.errors import PayloadError
 from hub.events import MessageEvent
 from hub.models import Interaction
 
 
-async def append_message(
-    conn: BaseDBAsyncClient, event: MessageEvent, client_id: int | None, when: datetime
-) -> Interaction:
+def append_message(event: MessageEvent, client_id: int | None, when: datetime) -> Program[dict[str, Any]]:
     """The timeline entry of an inbound message (the caller already deduplicated the event)."""
     meta: dict[str, Any] = {"subject": event.subject, "thread_ref": event.thread_ref}
     if event.attachments:
@@ -27,28 +25,40 @@ async def append_message(
         ]
     if event.fields:
         meta["fields"] = dict(event.fields)
-    return await Interaction.create(
-        client_id=client_id, kind=event.channel, direction="in", channel=event.channel,
-        occurred_at=event.occurred_at, status="received", text=event.text,
-        meta={k: v for k, v in meta.items() if v is not None},
-        source=event.source, external_id=event.external_id,
-        created_at=when, updated_at=when, using_db=conn,
+    meta = {k: v for k, v in meta.items() if v is not None}
+    rows = yield Stmt(
+        "INSERT INTO interaction (client_id, kind, direction, channel, occurred_at, status, text, "
+        "meta, source, external_id, created_at, updated_at) "
+        "VALUES (?, ?, 'in', ?, ?, 'received', ?, ?, ?, ?, ?, ?) RETURNING id",
+        (client_id, event.channel, event.channel, event.occurred_at, event.text, to_json(meta),
+         event.source, event.external_id, when, when),
     )
+    return entry_dict(int(rows[0]["id"]), client_id, event.channel, "in", event.channel,
+                      event.occurred_at, "received", event.text, meta)
+
+
+def entry_dict(
+    interaction_id: int, client_id: int | None, kind: str, direction: str | None, channel: str,
+    occurred_at: datetime, status: str | None, text: str, meta: dict[str, Any],
+) -> dict[str, Any]:
+    """An interaction as the API shows it."""
+    return {
+        "id": interaction_id,
+        "client_id": client_id,
+        "kind": kind,
+        "direction": direction,
+        "channel": channel,
+        "occurred_at": occurred_at.isoformat(),
+        "status": status,
+        "text": text,
+        "meta": meta,
+    }
 
 
 def serialize(item: Interaction) -> dict[str, Any]:
-    """An interaction as the API shows it."""
-    return {
-        "id": item.id,
-        "client_id": item.client_id,  # type: ignore[attr-defined]
-        "kind": item.kind,
-        "direction": item.direction,
-        "channel": item.channel,
-        "occurred_at": item.occurred_at.isoformat(),
-        "status": item.status,
-        "text": item.text,
-        "meta": item.meta,
-    }
+    """A stored interaction as the API shows it."""
+    return entry_dict(item.id, item.client_id, item.kind, item.direction,  # type: ignore[attr-defined]
+                      item.channel, item.occurred_at, item.status, item.text, item.meta)
 
 
 def encode_cursor(*parts: Any) -> str:

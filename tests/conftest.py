@@ -7,12 +7,13 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import pytest_asyncio
-from tortoise import Tortoise, connections
+from tortoise import connections
 
 from hub import db
 from hub.app import create_app
@@ -38,16 +39,23 @@ def _pg_admin(url: str, sql: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """The database the tests use: a throwaway PostgreSQL database, or in-memory SQLite."""
+def pg_database_url() -> Iterator[str | None]:
+    """A throwaway PostgreSQL database for the whole run, when HUB_TEST_DATABASE_URL is set."""
     if not PG_SERVER:
-        yield "sqlite://:memory:"
+        yield None
         return
     name = f"hub_test_{uuid.uuid4().hex[:10]}"
     parts = urlsplit(PG_SERVER)
     _pg_admin(PG_SERVER, f'CREATE DATABASE "{name}"')
     yield urlunsplit(parts._replace(path="/" + name))
     _pg_admin(PG_SERVER, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(pg_database_url: str | None, tmp_path: Path) -> str:
+    """The test's database: the shared PostgreSQL one, or a fresh SQLite file (the real
+    deployment shape, so the ingest writer's own connection is exercised too)."""
+    return pg_database_url or f"sqlite://{tmp_path / 'hub.db'}"
 
 
 @pytest.fixture
@@ -67,7 +75,7 @@ def make_settings(database_url: str) -> Any:
             "email": {"inbound_token": EMAIL_TOKEN},
         }
         base.update(overrides)
-        return load_settings(environ={}, path=os.devnull if False else None, **base)
+        return load_settings(environ={}, **base)
 
     return make
 
@@ -122,7 +130,6 @@ async def manager(orm: None) -> dict[str, Any]:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"database: {'PostgreSQL at ' + PG_SERVER if PG_SERVER else 'in-memory SQLite'}"
+    return f"database: {'PostgreSQL at ' + PG_SERVER if PG_SERVER else 'a SQLite file per test'}"
 
 
-__all__ = ["Tortoise"]
