@@ -21,12 +21,14 @@ from hub.schemas import ClientCreate, ClientPatch
 
 async def get_client(client_id: int, conn: BaseDBAsyncClient | None = None) -> Client:
     """The live card; 404 when absent, 410 with `merged_into` when merged away."""
-    client = await Client.get_or_none(id=client_id).using_db(conn)
+    client = await Client.filter(id=client_id).using_db(conn).first()
     if client is None:
         raise NotFoundError(f"client {client_id} does not exist")
     merged_into = client.merged_into_id  # type: ignore[attr-defined]
     if merged_into is not None:
-        raise GoneError(f"client {client_id} was merged into {merged_into}", merged_into=merged_into)
+        raise GoneError(
+            f"client {client_id} was merged into {merged_into}", merged_into=merged_into
+        )
     return client
 
 
@@ -38,15 +40,15 @@ def identity_keys(
     for raw in phones:
         value = identity.normalize_phone(raw, region)
         if value is None:
-            raise ValidationError(f"phones: {raw!r} is not a valid phone number")
+            raise ValidationError(f"phones: {raw!r} is not a valid phone number", field="phones")
         keys[(Kind.PHONE, value)] = None
     for raw in emails:
         value = identity.normalize_email(raw)
         if value is None:
-            raise ValidationError(f"emails: {raw!r} is not a valid e-mail address")
+            raise ValidationError(f"emails: {raw!r} is not a valid e-mail address", field="emails")
         keys[(Kind.EMAIL, value)] = None
-    for raw in telegram:
-        keys[_telegram_key(raw)] = None
+    for handle in telegram:
+        keys[_telegram_key(handle)] = None
     return list(keys)
 
 
@@ -56,7 +58,9 @@ def _telegram_key(raw: int | str) -> tuple[Kind, str]:
         return (Kind.TELEGRAM, str(tg))
     username = identity.normalize_username(str(raw))
     if username is None:
-        raise ValidationError(f"telegram: {raw!r} is neither a user id nor an @username")
+        raise ValidationError(
+            f"telegram: {raw!r} is neither a user id nor an @username", field="telegram"
+        )
     return (Kind.TELEGRAM_USERNAME, username)
 
 
@@ -88,12 +92,14 @@ async def update_client(client: Client, data: ClientPatch, region: str) -> Clien
         if data.status is not None:
             client.status = data.status
         if "manager_id" in sent:
-            client.manager_id = data.manager_id  # type: ignore[attr-defined]
+            client.manager_id = data.manager_id
         if data.fields is not None:
             client.custom_fields = {**client.custom_fields, **data.fields}
             client.custom_fields = {k: v for k, v in client.custom_fields.items() if v is not None}
         await _replace_identities(conn, client, data, region, when)
-        rows = await Identity.filter(client_id=client.id).using_db(conn).values_list("kind", "value")
+        rows = await (
+            Identity.filter(client_id=client.id).using_db(conn).values_list("kind", "value")
+        )
         client.search = search_text(client.name, list(rows))
         client.updated_at = when
         await client.save(using_db=conn)
@@ -130,7 +136,7 @@ async def _claim(
 ) -> None:
     for kind, value in keys:
         if await add_identity(conn, client_id, kind, value, when) is None:
-            holder = await Identity.get(kind=kind, value=value).using_db(conn)
+            holder = await Identity.filter(kind=kind, value=value).using_db(conn).get()
             raise ConflictError(
                 f"{kind} {value} already belongs to client {holder.client_id}",  # type: ignore[attr-defined]
                 client_id=holder.client_id,  # type: ignore[attr-defined]
@@ -139,7 +145,9 @@ async def _claim(
 
 async def _check_manager(manager_id: int | None) -> None:
     if manager_id is not None and not await Manager.exists(id=manager_id):
-        raise ValidationError(f"manager_id: manager {manager_id} does not exist")
+        raise ValidationError(
+            f"manager_id: manager {manager_id} does not exist", field="manager_id"
+        )
 
 
 async def serialize_many(clients: list[Client]) -> list[dict[str, Any]]:
@@ -183,19 +191,26 @@ def _iso(value: datetime | None) -> str | None:
 
 async def lookup(region: str, phone: str | None, email: str | None, telegram: str | None) -> Client:
     """The card holding this phone (any written form), e-mail or Telegram id/@username."""
-    if phone is not None:
-        value = identity.normalize_phone(phone, region)
-        key = (Kind.PHONE, value) if value else None
-    elif email is not None:
-        value = identity.normalize_email(email)
-        key = (Kind.EMAIL, value) if value else None
-    elif telegram is not None:
-        key = _telegram_key(telegram)
-    else:
-        raise ValidationError("give one of phone, email or telegram")
-    if key is None:
-        raise ValidationError("the value is not a valid phone number or e-mail address")
+    key = _lookup_key(region, phone, email, telegram)
     row = await Identity.filter(kind=key[0], value=key[1]).first()
     if row is None:
         raise NotFoundError("no client has that contact")
     return await get_client(row.client_id)  # type: ignore[attr-defined]
+
+
+def _lookup_key(
+    region: str, phone: str | None, email: str | None, telegram: str | None
+) -> tuple[Kind, str]:
+    if phone is not None:
+        value = identity.normalize_phone(phone, region)
+        if value is None:
+            raise ValidationError(f"phone: {phone!r} is not a valid phone number", field="phone")
+        return (Kind.PHONE, value)
+    if email is not None:
+        value = identity.normalize_email(email)
+        if value is None:
+            raise ValidationError(f"email: {email!r} is not a valid e-mail address", field="email")
+        return (Kind.EMAIL, value)
+    if telegram is not None:
+        return _telegram_key(telegram)
+    raise ValidationError("give one of phone, email or telegram", field="phone")

@@ -1,13 +1,20 @@
-"""Request and response bodies of the manager API (pydantic); the OpenAPI document uses them too."""
+"""Request and response bodies of the manager API (pydantic); the OpenAPI document uses them too.
+
+Unknown keys are refused; the API validates JSON bodies in strict mode (types must match)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hub.models import ClientStatus, Role
+from hub import identity
+from hub.models import ClientStatus, ReminderStatus, Role
+
+DbId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Minutes = Annotated[int, Field(ge=1, le=525_600)]  # one minute to one year
+EARLIEST, LATEST = 2000, 9000
 
 
 class Body(BaseModel):
@@ -20,7 +27,7 @@ class ClientCreate(Body):
     phones: list[str] = Field(default_factory=list, max_length=20)
     emails: list[str] = Field(default_factory=list, max_length=20)
     telegram: list[int | str] = Field(default_factory=list, max_length=20)
-    manager_id: int | None = None
+    manager_id: DbId | None = None
     fields: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -30,12 +37,12 @@ class ClientPatch(Body):
     phones: list[str] | None = Field(default=None, max_length=20)
     emails: list[str] | None = Field(default=None, max_length=20)
     telegram: list[int | str] | None = Field(default=None, max_length=20)
-    manager_id: int | None = None
+    manager_id: DbId | None = None
     fields: dict[str, Any] | None = None
 
 
 class MergeRequest(Body):
-    other_id: int
+    other_id: DbId
 
 
 class NoteCreate(Body):
@@ -45,9 +52,51 @@ class NoteCreate(Body):
 class ManagerCreate(Body):
     name: str = Field(min_length=1, max_length=200)
     email: str | None = Field(default=None, max_length=254)
-    extension: str | None = Field(default=None, max_length=32)
-    phone: str | None = Field(default=None, max_length=32)
+    extension: str | None = Field(default=None, min_length=1, max_length=32)
+    phone: str | None = Field(default=None, max_length=64)
     role: Role = Role.MANAGER
+
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        address = identity.normalize_email(value)
+        if address is None:
+            raise ValueError("not a valid e-mail address")
+        return address
+
+
+class ReminderCreate(Body):
+    """Exactly one of `due_at` (a naive time is UTC) and `in_minutes`."""
+
+    due_at: datetime | None = None
+    in_minutes: Minutes | None = None
+    text: str = Field(min_length=1, max_length=2_000)
+    manager_id: DbId | None = None
+
+    @field_validator("due_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            due = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        except OverflowError:
+            due = None
+        if due is None or not EARLIEST <= due.year <= LATEST:
+            raise ValueError(f"must be a time between the years {EARLIEST} and {LATEST}")
+        return due
+
+    @model_validator(mode="after")
+    def _one_time(self) -> ReminderCreate:
+        if (self.due_at is None) == (self.in_minutes is None):
+            raise ValueError("give exactly one of due_at and in_minutes")
+        return self
+
+
+class ReminderSnooze(Body):
+    minutes: Minutes
 
 
 class ClientOut(BaseModel):
@@ -84,13 +133,17 @@ class ManagerOut(BaseModel):
     role: Role
 
 
+class ManagerCreated(ManagerOut):
+    token: str
+
+
 class ReminderOut(BaseModel):
     id: int
     client_id: int
     manager_id: int | None
     due_at: datetime
     text: str
-    status: str
+    status: ReminderStatus
     origin: str
     count: int
 
@@ -102,6 +155,11 @@ class MergeOut(BaseModel):
     by_id: int | None
     created_at: datetime
     undone_at: datetime | None
+
+
+class MergeResult(BaseModel):
+    client: ClientOut
+    merge: MergeOut
 
 
 class WebhookAnswer(BaseModel):
@@ -118,3 +176,4 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+    merged_into: int | None = None

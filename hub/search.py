@@ -45,24 +45,35 @@ def _match_clause(q: str, region: str, sql: Sql, conn: BaseDBAsyncClient) -> Non
     text = q.strip()
     digits = identity.phone_digits(text)
     if _PHONE_LIKE.match(text) and len(digits) >= MIN_TAIL:
-        e164 = identity.normalize_phone(text, region) if len(digits) >= 7 else None
-        if e164:
-            sql.add("c.id IN (SELECT client_id FROM identity WHERE kind = ? AND value = ?)",
-                    Kind.PHONE.value, e164)
-        else:
-            rev = digits[::-1][:15]
-            sql.add("c.id IN (SELECT client_id FROM identity WHERE kind = ? AND rev >= ? AND rev < ?)",
-                    Kind.PHONE.value, rev, rev + ":")  # ':' follows '9': a prefix range
+        _phone_clause(text, digits, region, sql)
         return
     needle = text.lower()
     email = identity.normalize_email(needle)
     username = identity.normalize_username(needle)
     exact = [(Kind.EMAIL, email), (Kind.TELEGRAM_USERNAME, username)]
-    ors = ["c.id IN (SELECT client_id FROM identity WHERE kind = ? AND value = ?)" for _, v in exact if v]
+    ors = [_HOLDS for _, v in exact if v]
     params: list[Any] = [p for k, v in exact if v for p in (k.value, v)]
+    # usernames are stored without their @, so "@ann" looks for "ann"
+    needle = needle[1:] if needle.startswith("@") and len(needle) > 1 else needle
     ors.append(_text_clause(needle, conn))
     params.append(_like(needle))
     sql.add("(" + " OR ".join(ors) + ")", *params)
+
+
+_HOLDS = "c.id IN (SELECT client_id FROM identity WHERE kind = ? AND value = ?)"
+
+
+def _phone_clause(text: str, digits: str, region: str, sql: Sql) -> None:
+    """A whole number in any written form matches exactly; digits also match as a tail."""
+    rev = digits[::-1][:15]
+    tail = "c.id IN (SELECT client_id FROM identity WHERE kind = ? AND rev >= ? AND rev < ?)"
+    # ':' follows '9', so [rev, rev + ':') is every value starting with rev: a prefix range
+    params: list[Any] = [Kind.PHONE.value, rev, rev + ":"]
+    e164 = identity.normalize_phone(text, region) if len(digits) >= 7 else None
+    if e164:
+        sql.add(f"({_HOLDS} OR {tail})", Kind.PHONE.value, e164, *params)
+    else:
+        sql.add(tail, *params)
 
 
 def _text_clause(needle: str, conn: BaseDBAsyncClient) -> str:
@@ -99,8 +110,9 @@ async def list_clients(
     if cursor:
         at, last_id = _cursor(cursor)
         sql.add("(c.activity_at < ? OR (c.activity_at = ? AND c.id < ?))", at, at, last_id)
+    # every fragment is a constant of this module; values travel as bound parameters
     query = (
-        f"SELECT c.id FROM client c WHERE {' AND '.join(sql.where)} "
+        f"SELECT c.id FROM client c WHERE {' AND '.join(sql.where)} "  # noqa: S608
         f"ORDER BY c.activity_at DESC, c.id DESC LIMIT {int(limit) + 1}"
     )
     _, rows = await conn.execute_query(_dialect(query, conn), sql.params)
@@ -114,6 +126,9 @@ async def list_clients(
 def _cursor(cursor: str) -> tuple[datetime, int]:
     at_raw, id_raw = decode_cursor(cursor, 2)
     try:
-        return datetime.fromisoformat(at_raw), int(id_raw)
+        at, last_id = datetime.fromisoformat(at_raw), int(id_raw)
     except ValueError:
         raise PayloadError("cursor is not valid") from None
+    if at.tzinfo is None or not 0 < last_id < 2**31:
+        raise PayloadError("cursor is not valid")
+    return at, last_id

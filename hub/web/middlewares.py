@@ -16,6 +16,8 @@ from hub.web.auth import authenticate
 log = logging.getLogger("hub.web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_API = frozenset({"/api/openapi.json"})
+# the contract puts these next to "error" too (a merged-away card answers {"merged_into": id})
+TOP_LEVEL = ("merged_into",)
 
 _HTTP_CODES = {
     400: "malformed", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -24,10 +26,14 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, **extra: object) -> web.Response:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: object
+) -> web.Response:
     """The contract's error body."""
-    body: dict[str, object] = {"error": {"code": code, "message": message, **extra}, **extra}
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+    body: dict[str, object] = {"error": {"code": code, "message": message, **extra}}
+    body.update({k: extra[k] for k in TOP_LEVEL if k in extra})
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json",
+                        headers=headers)
 
 
 @web.middleware
@@ -42,40 +48,54 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        return error_response(exc.status, code, exc.reason or code, **_allow(exc))
+        return _http_error(exc)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal error; it was logged")
 
 
-def _allow(exc: web.HTTPException) -> dict[str, object]:
+def _http_error(exc: web.HTTPException) -> web.Response:
+    code = _HTTP_CODES.get(exc.status, "http_error")
     allowed = exc.headers.get("Allow") if exc.headers else None
-    return {"allowed": allowed.split(",")} if allowed else {}
+    extra: dict[str, object] = {"allowed": sorted(allowed.split(","))} if allowed else {}
+    headers = {"Allow": allowed} if allowed else None
+    return error_response(exc.status, code, exc.reason or code, headers, **extra)
 
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count and time each request by its route pattern (never the raw path)."""
     start = time.perf_counter()
-    response = await handler(request)
-    info = request.match_info.route.resource
-    route = info.canonical if info is not None else "unmatched"
-    metrics = request.app[METRICS]
-    metrics.http_requests.labels(route, request.method, str(response.status)).inc()
-    metrics.http_latency.labels(route).observe(time.perf_counter() - start)
-    return response
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        info = request.match_info.route.resource
+        route = info.canonical if info is not None else "unmatched"
+        metrics = request.app[METRICS]
+        metrics.http_requests.labels(route, request.method, str(status)).inc()
+        metrics.http_latency.labels(route).observe(time.perf_counter() - start)
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every /api route needs a manager's token (the OpenAPI document excepted)."""
-    if request.path.startswith("/api/") and request.path not in PUBLIC_API:
+    if _protected(request.path):
         try:
             request[MANAGER] = await authenticate(request)
         except AuthError as exc:
-            return error_response(401, exc.code, exc.message)
+            return error_response(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})
     return await handler(request)
 
 
-MIDDLEWARES = [errors_middleware, metrics_middleware, auth_middleware]
+def _protected(path: str) -> bool:
+    return (path == "/api" or path.startswith("/api/")) and path not in PUBLIC_API
+
+
+# outermost first: metrics see every answer, including the errors turned into JSON
+MIDDLEWARES = [metrics_middleware, errors_middleware, auth_middleware]

@@ -1,5 +1,5 @@
 """GET /api/openapi.json: the OpenAPI 3 description, built from the same pydantic models
-that validate the requests."""
+that validate the requests, completed from the live router so no route goes undescribed."""
 
 from __future__ import annotations
 
@@ -9,15 +9,21 @@ from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
 import hub
+from channels import ADAPTERS
 from hub import schemas as s
+from hub.models import ClientStatus, ReminderStatus
 
 routes = web.RouteTableDef()
 REF = "#/components/schemas/{model}"
-MODELS = (s.ClientCreate, s.ClientPatch, s.MergeRequest, s.NoteCreate, s.ManagerCreate, s.ClientOut,
-          s.InteractionOut, s.ManagerOut, s.ReminderOut, s.MergeOut, s.WebhookAnswer, s.ErrorOut)
-ERRORS = {"400": "malformed", "401": "no or wrong token", "404": "not found",
-          "409": "conflict", "413": "body too large", "415": "wrong content type",
-          "422": "invalid value"}
+MODELS = (s.ClientCreate, s.ClientPatch, s.MergeRequest, s.NoteCreate, s.ManagerCreate,
+          s.ReminderCreate, s.ReminderSnooze, s.ClientOut, s.InteractionOut, s.ManagerOut,
+          s.ManagerCreated, s.ReminderOut, s.MergeOut, s.MergeResult, s.WebhookAnswer, s.ErrorOut)
+ERRORS = {"400": "malformed body, query or cursor", "401": "no or wrong credentials",
+          "403": "the role may not do this", "404": "not found", "409": "conflict",
+          "410": "the card was merged away; the body carries merged_into",
+          "413": "body too large", "415": "wrong content type", "422": "invalid value"}
+DOCUMENTED_SCOPES = ("/api", "/webhooks")
+METHODS = ("get", "post", "put", "patch", "delete")
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -39,8 +45,10 @@ def _param(name: str, where: str = "query", kind: str = "string", **extra: Any) 
             "schema": {"type": kind, **extra}}
 
 
-def _op(summary: str, ok: dict[str, Any] | None, *, body: str | None = None, status: str = "200",
-        params: list[dict[str, Any]] | None = None, errors: tuple[str, ...] = ("401",)) -> dict[str, Any]:
+def _op(
+    summary: str, ok: dict[str, Any] | None, *, body: str | None = None, status: str = "200",
+    params: list[dict[str, Any]] | None = None, errors: tuple[str, ...] = ("401",),
+) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "responses": {
         status: {"description": "success", **(_json(ok) if ok else {})}}}
     for code in errors:
@@ -55,79 +63,136 @@ def _op(summary: str, ok: dict[str, Any] | None, *, body: str | None = None, sta
 ID = _param("id", "path", "integer")
 PAGING = [_param("limit", kind="integer", minimum=1, maximum=200), _param("cursor")]
 WRITE = ("400", "401", "404", "413", "415", "422")
+CARD = ("401", "404", "410")
+PUBLIC: dict[str, Any] = {"security": []}
 
 
-def build_spec() -> dict[str, Any]:
-    """The whole document."""
+def build_spec(router: web.UrlDispatcher | None = None) -> dict[str, Any]:
+    """The whole document; with a router, every route it holds under /api and /webhooks."""
     _, defs = models_json_schema([(m, "validation") for m in MODELS], ref_template=REF)
+    paths = {**_client_paths(), **_other_paths(), **_webhook_paths()}
+    if router is not None:
+        _fill_from_router(paths, router)
     return {
         "openapi": "3.1.0",
         "info": {"title": "crm-hub", "version": hub.__version__},
         "components": {
             "schemas": defs.get("$defs", {}),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
-                                "hubSignature": {"type": "apiKey", "in": "header",
-                                                 "name": "X-Hub-Signature-256"}},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": paths,
     }
 
 
-def _paths() -> dict[str, Any]:
-    client_q = [_param("q"), _param("status", enum=["new", "cold", "hot", "vip", "regular"]),
+def _client_paths() -> dict[str, Any]:
+    client_q = [_param("q"), _param("status", enum=[v.value for v in ClientStatus]),
                 _param("manager_id", kind="integer"), *PAGING]
     return {
         "/api/clients": {
-            "get": _op("Search and list cards", _page("ClientOut"), params=client_q,
-                       errors=("400", "401", "422")),
+            "get": _op("Search and list cards, newest activity first; q matches a phone in any "
+                       "form or its tail, a name, e-mail or Telegram username",
+                       _page("ClientOut"), params=client_q, errors=("400", "401", "422")),
             "post": _op("Create a card", _ref("ClientOut"), body="ClientCreate", status="201",
                         errors=(*WRITE, "409")),
         },
         "/api/clients/{id}": {
             "get": _op("One card (410 with merged_into when merged away)", _ref("ClientOut"),
-                       params=[ID], errors=("401", "404")),
-            "patch": _op("Change a card", _ref("ClientOut"), body="ClientPatch", params=[ID],
-                         errors=(*WRITE, "409")),
+                       params=[ID], errors=CARD),
+            "patch": _op("Change a card: lists replace, fields merge (null removes a key)",
+                         _ref("ClientOut"), body="ClientPatch", params=[ID],
+                         errors=(*WRITE, "409", "410")),
         },
         "/api/clients/{id}/merge": {"post": _op(
-            "Fold another card into this one", {"type": "object"}, body="MergeRequest",
-            params=[ID], errors=WRITE)},
+            "Fold another card into this one", _ref("MergeResult"), body="MergeRequest",
+            params=[ID], errors=(*WRITE, "410"))},
         "/api/clients/{id}/merges": {"get": _op(
-            "Merges into this card", _page("MergeOut"), params=[ID])},
-        "/api/merges/{id}/undo": {"post": _op(
-            "Undo a merge", _ref("MergeOut"), params=[ID], errors=("401", "404", "409"))},
+            "Merges into this card, newest first", _page("MergeOut"), params=[ID])},
         "/api/clients/{id}/timeline": {"get": _op(
             "The card's timeline, newest first", _page("InteractionOut"), params=[ID, *PAGING],
-            errors=("400", "401", "404", "422"))},
+            errors=("400", *CARD, "422"))},
         "/api/clients/{id}/notes": {"post": _op(
             "Add a note", _ref("InteractionOut"), body="NoteCreate", status="201", params=[ID],
-            errors=WRITE)},
+            errors=(*WRITE, "410"))},
+        "/api/clients/{id}/reminders": {"post": _op(
+            "Set a reminder about the card (due_at or in_minutes; default: for the caller)",
+            _ref("ReminderOut"), body="ReminderCreate", status="201", params=[ID],
+            errors=(*WRITE, "410"))},
+    }
+
+
+def _other_paths() -> dict[str, Any]:
+    reminder_q = [_param("status", enum=[v.value for v in ReminderStatus]),
+                  _param("client_id", kind="integer"), *PAGING]
+    lookup_q = [_param("phone"), _param("email"), _param("telegram")]
+    return {
+        "/api/merges/{id}/undo": {"post": _op(
+            "Undo a merge (the merging manager or an admin)", _ref("MergeOut"), params=[ID],
+            errors=("401", "403", "404", "409"))},
         "/api/lookup": {"get": _op(
             "The card holding a phone (any form), e-mail or Telegram id/@username",
-            _ref("ClientOut"), params=[_param("phone"), _param("email"), _param("telegram")],
-            errors=("401", "404", "422"))},
+            _ref("ClientOut"), params=lookup_q, errors=("401", "404", "422"))},
         "/api/managers": {
-            "get": _op("Managers", _page("ManagerOut")),
+            "get": _op("Active managers", _page("ManagerOut")),
             "post": _op("Add a manager (admin); the answer carries their token once",
-                        _ref("ManagerOut"), body="ManagerCreate", status="201",
-                        errors=(*WRITE, "409")),
+                        _ref("ManagerCreated"), body="ManagerCreate", status="201",
+                        errors=(*WRITE, "403", "409")),
         },
+        "/api/reminders": {"get": _op(
+            "Reminders, soonest first: a manager's own and unassigned ones; all for an admin",
+            _page("ReminderOut"), params=reminder_q, errors=("400", "401", "422"))},
+        "/api/reminders/{id}/done": {"post": _op(
+            "Close a reminder", _ref("ReminderOut"), params=[ID], errors=("401", "403", "404"))},
+        "/api/reminders/{id}/snooze": {"post": _op(
+            "Remind again in `minutes` (status back to pending)", _ref("ReminderOut"),
+            body="ReminderSnooze", params=[ID], errors=(*WRITE, "403", "409"))},
         "/api/stream": {"get": _op("WebSocket of live events (Bearer or ?token=)", None,
                                    status="101")},
-        "/webhooks/telephony/generic": {"post": {
-            **_op("Provider-neutral call event (HMAC-SHA256 signed)", _ref("WebhookAnswer"),
-                  errors=("400", "401", "404", "413", "415", "422")),
-            "security": [{"hubSignature": []}],
-        }},
-        "/webhooks/email": {"post": {
-            **_op("One raw RFC 822 message (X-Hub-Token)", _ref("WebhookAnswer"),
-                  errors=("400", "401", "404", "413", "415", "422")),
-            "security": [],
-        }},
+        "/api/openapi.json": {"get": {**_op("This document", {"type": "object"}, errors=()),
+                                      **PUBLIC}},
+        "/healthz": {"get": {**_op("200 when the database answers, 503 otherwise",
+                                   {"type": "object"}, errors=()), **PUBLIC}},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics (text format)", **PUBLIC,
+            "responses": {"200": {"description": "success",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
     }
+
+
+def _webhook_paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for cls in ADAPTERS:
+        op = _op(f"{cls.title}: authenticated the way the provider signs", None,
+                 errors=("400", "401", "404", "413", "415", "422"))
+        for path in cls.paths:
+            paths.setdefault(path, {})["post"] = {**op, **PUBLIC}
+    if "/webhooks/telephony/generic" in paths:
+        generic = paths["/webhooks/telephony/generic"]["post"]
+        generic["responses"] = {**generic["responses"],
+                                "200": {"description": "success", **_json(_ref("WebhookAnswer"))}}
+    return paths
+
+
+def _fill_from_router(paths: dict[str, Any], router: web.UrlDispatcher) -> None:
+    """Routes added elsewhere (a provider's own handler) are listed with their docstring."""
+    for route in router.routes():
+        info, method = route.resource, route.method.lower()
+        path = info.canonical if info is not None else ""
+        if method not in METHODS or not path.startswith(DOCUMENTED_SCOPES):
+            continue
+        doc = (route.handler.__doc__ or path).strip().splitlines()[0]
+        ops = paths.setdefault(path, {})
+        if method not in ops:
+            extra = PUBLIC if path.startswith("/webhooks") else {}
+            params = [_param(p, "path") for p in _path_params(path)]
+            ops[method] = {**_op(doc, None, params=params or None, errors=()), **extra}
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
 
 
 @routes.get("/api/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(build_spec())
+    """The OpenAPI 3 document of this hub (public)."""
+    return web.json_response(build_spec(request.app.router))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 
 from aiohttp import WSMsgType, web
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from tortoise import connections
 
 from hub.keys import BUS, METRICS
@@ -28,8 +29,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format."""
     body = request.app[METRICS].render()
-    return web.Response(body=body, content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4,
+                                            "X-Content-Type-Options": "nosniff"})
 
 
 @routes.get("/api/stream")
