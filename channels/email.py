@@ -90,10 +90,9 @@ def _sender(msg: EmailMessage) -> Address | None:
 
 def _date(msg: EmailMessage) -> datetime:
     try:
-        value = parsedate_to_datetime(str(msg.get("Date") or ""))
+        return parsedate_to_datetime(str(msg.get("Date") or ""))  # MessageEvent makes it UTC
     except (TypeError, ValueError, IndexError):
         return datetime.now(UTC)
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _text(msg: EmailMessage) -> str:

@@ -93,19 +93,11 @@ def to_event(body: GenericCallBody) -> CallEvent:
         remote=Party(phone=body.from_ if inbound else body.to),
         line=body.to if inbound else body.from_,
         extension=body.extension or None,
-        occurred_at=_utc(body.timestamp),
+        occurred_at=body.timestamp or datetime.now(UTC),
         outcome=CallOutcome(body.status) if body.status and state == CallState.ENDED else None,
         duration_s=body.duration,
         recording_url=body.recording_url,
     )
-
-
-def _utc(value: datetime | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def _first_error(exc: pydantic.ValidationError) -> str:

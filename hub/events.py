@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+
+
+def utc(value: datetime) -> datetime:
+    """An aware UTC time (naive values are taken as UTC): every stored time is UTC, so that
+    times compare and sort the same on SQLite, where they are text, as on PostgreSQL."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class CallState(StrEnum):
@@ -55,6 +61,9 @@ class CallEvent:
     duration_s: int | None = None
     recording_url: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "occurred_at", utc(self.occurred_at))
+
     @property
     def dedupe_key(self) -> tuple[str, str, str]:
         return (self.source, self.call_id, f"call.{self.state.value}")
@@ -81,6 +90,9 @@ class MessageEvent:
     thread_ref: str | None = None
     attachments: tuple[Attachment, ...] = ()
     fields: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "occurred_at", utc(self.occurred_at))
 
     @property
     def dedupe_key(self) -> tuple[str, str, str]:

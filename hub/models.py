@@ -6,6 +6,7 @@ Models hold data only: no signals, no side effects (those are explicit post-comm
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.indexes import Index
@@ -64,7 +65,7 @@ class Client(Model):
     manager: fields.ForeignKeyNullableRelation[Manager] = fields.ForeignKeyField(
         "models.Manager", related_name="clients", null=True, on_delete=fields.SET_NULL
     )
-    custom_fields = fields.JSONField(default=dict)
+    custom_fields: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
     last_interaction_at = fields.DatetimeField(null=True)
@@ -117,7 +118,7 @@ class Interaction(Model):
     occurred_at = fields.DatetimeField()
     status = fields.CharField(max_length=16, null=True)
     text = fields.TextField(default="")
-    meta = fields.JSONField(default=dict)
+    meta: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     # (source, external_id): the provider's key, so a redelivery finds the same entry
     source = fields.CharField(max_length=32, null=True)
     external_id = fields.CharField(max_length=255, null=True)
@@ -158,7 +159,7 @@ class Call(Model):
     duration_s = fields.IntField(null=True)
     recording_url = fields.TextField(null=True)
     # every distinct event seen, keyed "call.<state>": the state is derived from this set
-    events = fields.JSONField(default=dict)
+    events: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
 
     class Meta:
         table = "call"
@@ -215,7 +216,7 @@ class Merge(Model):
     by: fields.ForeignKeyNullableRelation[Manager] = fields.ForeignKeyField(
         "models.Manager", related_name=False, null=True, on_delete=fields.SET_NULL
     )
-    moved = fields.JSONField(default=dict)
+    moved: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField()
     undone_at = fields.DatetimeField(null=True)
 

@@ -88,6 +88,8 @@ async def page(client_id: int, limit: int, cursor: str | None) -> tuple[list[Int
             at, last_id = datetime.fromisoformat(at_raw), int(id_raw)
         except ValueError:
             raise PayloadError("cursor is not valid") from None
+        if at.tzinfo is None or not 0 < last_id < 2**63:
+            raise PayloadError("cursor is not valid")
         query = query.filter(Q(occurred_at__lt=at) | Q(occurred_at=at, id__lt=last_id))
     items = await query.order_by("-occurred_at", "-id").limit(limit + 1)
     more = len(items) > limit
