@@ -44,7 +44,8 @@ def build_registry(settings: Settings) -> Registry:
     known = {cls.name for cls in ADAPTERS if cls.kind == "telephony"}
     for name in settings.telephony:
         if name not in known:
-            raise ConfigError(f"telephony.{name}: no such provider (known: {', '.join(sorted(known))})")
+            names = ", ".join(sorted(known))
+            raise ConfigError(f"telephony.{name}: no such provider (known: {names})")
     for cls in ADAPTERS:
         config = _validate(cls, adapter_settings(settings, cls))
         if cls.enabled(config):

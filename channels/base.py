@@ -85,7 +85,7 @@ class Adapter(ABC):
 
     @abstractmethod
     def parse(self, request: InboundRequest) -> Sequence[HubEvent]:
-        """The hub events in the request (pure: no I/O); PayloadError/ValidationError if malformed."""
+        """The hub events in the request (pure, no I/O); PayloadError or ValidationError if bad."""
 
     def reply(self, request: InboundRequest, results: Sequence[IngestResult]) -> WebhookReply:
         """The answer the provider expects; by default the contract's JSON for the first event."""

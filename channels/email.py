@@ -24,7 +24,7 @@ from channels.signing import require_equal
 from hub.errors import ValidationError
 from hub.events import Attachment, HubEvent, MessageEvent, Party
 
-TOKEN_HEADER = "X-Hub-Token"
+TOKEN_HEADER = "X-Hub-Token"  # noqa: S105 (a header name)
 MAX_TEXT = 100_000
 
 

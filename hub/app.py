@@ -7,7 +7,7 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 
 from channels import build_registry
 from hub import db
@@ -16,7 +16,7 @@ from hub.keys import BUS, METRICS, PIPELINE, REGISTRY, SETTINGS
 from hub.metrics import Metrics
 from hub.pipeline import IngestResult, Pipeline
 from hub.settings import Settings
-from hub.web import api, ops, openapi
+from hub.web import api, openapi, ops
 from hub.web.middlewares import MIDDLEWARES
 from hub.web.webhooks import setup_webhook_routes
 

@@ -122,7 +122,7 @@ class CallChange:
 def find_call(event: CallEvent) -> Stmt:
     """The stored call (locked on PostgreSQL) with its card and the card's manager."""
     return Stmt(
-        "SELECT k.id AS k_id, k.direction AS k_direction, k.events AS k_events, "
+        "SELECT k.id AS k_id, k.direction AS k_direction, k.events AS k_events, "  # noqa: S608
         f"k.interaction_id AS k_interaction, k.remote_phone AS k_phone, {CLIENT_COLUMNS} "
         f"FROM call k LEFT JOIN client c ON c.id = k.client_id {MANAGER_JOIN} "
         "WHERE k.source = ? AND k.call_id = ?",

@@ -1,4 +1,9 @@
-"""The `hub` command: serve, migrate, managers add, demo."""
+"""The `hub` command: serve, migrate, managers add, demo.
+
+Exit codes: 0 done (also when `demo` finds cards and adds nothing), 1 the command could not do
+its work (database unreachable, port taken), 2 bad settings or usage. Errors are one line on
+stderr, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +14,37 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from hub import __version__
 from hub.errors import ConfigError, HubError
 from hub.models import Role
-from hub.settings import Settings, load_settings
+from hub.settings import Settings, load_settings, redact_url
+
+log = logging.getLogger("hub.cli")
+
+
+class CommandError(Exception):
+    """The command could not do its work; the message is for the operator (exit 1)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `hub` command."""
     parser = argparse.ArgumentParser(prog="hub", description="crm-hub: one card per client")
-    parser.add_argument("--config", help="TOML settings file (default: $HUB_CONFIG or config/hub.toml)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"crm-hub {__version__}")
+    parser.add_argument(
+        "--config", help="TOML settings file (default: $HUB_CONFIG or config/hub.toml)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the HTTP service (migrates first)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    sub.add_parser("migrate", help="create or migrate the schema, then exit")
+    serve.add_argument("--host", help="listen address (default: $HUB_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default: $HUB_PORT or 8080)")
+    sub.add_parser("migrate", help="create or migrate the database schema, then exit")
     managers = sub.add_parser("managers", help="manage managers").add_subparsers(
-        dest="managers_command", required=True
+        dest="managers_command", required=True, metavar="ACTION"
     )
     add = managers.add_parser("add", help="add a manager and print their API token (last line)")
     add.add_argument("name")
     add.add_argument("--email")
-    add.add_argument("--extension")
+    add.add_argument("--extension", help="the manager's PBX extension, e.g. 101")
     add.add_argument("--phone")
     add.add_argument("--role", choices=[r.value for r in Role], default=Role.MANAGER.value)
     demo = sub.add_parser("demo", help="fill a fresh database with sample managers and clients")
@@ -40,13 +56,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hub` command."""
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
-        logging.basicConfig(level=settings.log_level,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        settings = _load(args)
+        _setup_logging(settings.log_level)
         return _COMMANDS[args.command](settings, args)
-    except (ConfigError, HubError) as exc:
-        print(f"hub: error: {exc.message if isinstance(exc, HubError) else exc}", file=sys.stderr)
-        return 2
+    except ConfigError as exc:
+        return _fail(exc.message, 2)
+    except (HubError, CommandError) as exc:
+        return _fail(exc.message if isinstance(exc, HubError) else str(exc), 1)
+    except _runtime_errors() as exc:
+        log.debug("command failed", exc_info=True)
+        return _fail(_one_line(exc), 1)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    """Settings from file and environment, validated in full (provider tables included)."""
+    from channels import build_registry
+
+    overrides = {k: getattr(args, k, None) for k in ("host", "port")}
+    settings = load_settings(args.config, **{k: v for k, v in overrides.items() if v is not None})
+    build_registry(settings)  # unknown providers and bad provider keys fail here, at start-up
+    return settings
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        for noisy in ("tortoise", "aerich", "aiosqlite", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"hub: error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+def _runtime_errors() -> tuple[type[Exception], ...]:
+    """What a database or the network raises when it is unreachable or refuses us."""
+    from asyncpg import PostgresError
+    from tortoise.exceptions import BaseORMException
+
+    return (OSError, BaseORMException, PostgresError)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -54,31 +110,62 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from hub.app import create_app
 
-    updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = settings.model_copy(update=updates)
     app = create_app(settings)
-    print(f"crm-hub listening on http://{settings.host}:{settings.port}", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None,
-                access_log=None, shutdown_timeout=10)
+    url = f"http://{settings.host}:{settings.port}"
+    log.info("database %s", redact_url(settings.database_url))
+
+    def announce(_: str) -> None:  # aiohttp calls this once the socket listens
+        print(f"crm-hub listening on {url} (Ctrl+C to stop)", flush=True)
+
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=announce,
+            access_log=None,
+            shutdown_timeout=10,
+        )
+    except _runtime_errors() as exc:
+        log.debug("start-up failed", exc_info=True)
+        raise CommandError(f"cannot start on {url}: {_db_hint(settings, exc)}") from None
+    print("crm-hub stopped", flush=True)
     return 0
 
 
-def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
+def _db_hint(settings: Settings, exc: BaseException) -> str:
+    """The error, naming the database (password hidden) when the database raised it."""
+    text = _one_line(exc)
+    if isinstance(exc, OSError) and "bind" in str(exc):
+        return text  # the listen address, not the database
+    return f"database {redact_url(settings.database_url)} (HUB_DATABASE_URL): {text}"
+
+
+def _with_db(
+    settings: Settings, work: Callable[[], Awaitable[Any]], *, migrate: bool = True
+) -> Any:
+    """Open (and migrate) the database, run `work`, close; database failures become one line."""
     from hub import db
 
     async def run() -> Any:
-        await db.init_db(settings.database_url)
+        await db.init_db(settings.database_url, migrate=migrate)
         try:
             return await work()
         finally:
             await db.close_db()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except _runtime_errors() as exc:
+        log.debug("database command failed", exc_info=True)
+        raise CommandError(_db_hint(settings, exc)) from None
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    _with_db(settings, lambda: asyncio.sleep(0))
-    print("schema is up to date")
+    from hub import db
+
+    applied = _with_db(settings, lambda: db.migrate_db(settings.database_url), migrate=False)
+    print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
     return 0
 
 
@@ -86,23 +173,36 @@ def _managers(settings: Settings, args: argparse.Namespace) -> int:
     from hub.managers import create_manager
 
     async def add() -> Any:
-        return await create_manager(args.name, email=args.email, extension=args.extension,
-                                    phone=args.phone, role=Role(args.role))
+        return await create_manager(
+            args.name,
+            email=args.email,
+            extension=args.extension,
+            phone=args.phone,
+            role=Role(args.role),
+        )
 
     manager, token = _with_db(settings, add)
     print(f"manager {manager.id} {manager.name!r} ({manager.role}) created; API token:")
-    print(token)
+    print(token, flush=True)
     return 0
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    from hub.demo import fill_demo
+    from hub.demo import DemoRefused, fill_demo
 
-    summary = _with_db(settings, lambda: fill_demo(settings, force=args.force))
-    print(summary)
+    try:
+        summary = _with_db(settings, lambda: fill_demo(settings, force=args.force))
+    except DemoRefused as exc:
+        # not a failure: `hub demo && hub serve` must start the hub on every run
+        print(f"hub: {exc}", file=sys.stderr, flush=True)
+        return 0
+    print(summary, flush=True)
     return 0
 
 
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
-    "serve": _serve, "migrate": _migrate, "managers": _managers, "demo": _demo,
+    "serve": _serve,
+    "migrate": _migrate,
+    "managers": _managers,
+    "demo": _demo,
 }

@@ -13,7 +13,7 @@ from hub.db import now
 from hub.errors import AuthError, ConflictError
 from hub.models import ApiToken, Manager, Role
 
-TOKEN_PREFIX = "hub_"
+TOKEN_PREFIX = "hub_"  # noqa: S105 (a prefix, not a secret)
 
 
 def hash_token(token: str) -> str:

@@ -113,7 +113,7 @@ def match_or_create(keys: Keys, when: datetime) -> Program[tuple[ClientRef, bool
     """The card for these identities (created if none matches) and whether it is new."""
     where = " OR ".join(["(i.kind = ? AND i.value = ?)"] * len(keys.items))
     rows = yield Stmt(
-        f"SELECT i.kind AS i_kind, i.value AS i_value, {CLIENT_COLUMNS} FROM identity i "
+        f"SELECT i.kind AS i_kind, i.value AS i_value, {CLIENT_COLUMNS} FROM identity i "  # noqa: S608
         f"JOIN client c ON c.id = i.client_id {MANAGER_JOIN} WHERE {where}",
         tuple(p for key in keys.items for p in (key[0].value, key[1])),
     )

@@ -18,7 +18,14 @@ from hub import calls, reminders, timeline
 from hub.db import Program, RaceLost, Stmt, now, run_program
 from hub.events import CallEvent, HubEvent, MessageEvent
 from hub.identity import Kind
-from hub.matching import CLIENT_COLUMNS, MANAGER_JOIN, ClientRef, client_ref, match_or_create, party_keys
+from hub.matching import (
+    CLIENT_COLUMNS,
+    MANAGER_JOIN,
+    ClientRef,
+    client_ref,
+    match_or_create,
+    party_keys,
+)
 
 log = logging.getLogger("hub.pipeline")
 ATTEMPTS = 5
@@ -166,8 +173,8 @@ def _duplicate(event: HubEvent) -> Program[IngestResult]:
         table, key_col, key = "call", "call_id", event.call_id
     else:
         table, key_col, key = "interaction", "external_id", event.external_id
-    rows = yield Stmt(
-        f"SELECT {CLIENT_COLUMNS} FROM {table} x JOIN client c ON c.id = x.client_id "
+    rows = yield Stmt(  # table and column names are constants chosen above
+        f"SELECT {CLIENT_COLUMNS} FROM {table} x JOIN client c ON c.id = x.client_id "  # noqa: S608
         f"{MANAGER_JOIN} WHERE x.source = ? AND x.{key_col} = ?",
         (event.source, key),
     )

@@ -20,7 +20,7 @@ def _find_open(client_id: int) -> Stmt:
 
 
 def on_missed_call(client_id: int, manager_id: int | None, when: datetime) -> Program[None]:
-    """One open call-back reminder per client: the first missed call opens it, later ones bump it."""
+    """One open call-back reminder per client: the first missed call opens it, others bump it."""
     rows = yield _find_open(client_id)
     if rows:
         yield Stmt("UPDATE reminder SET count = count + 1 WHERE id = ?", (rows[0]["id"],))

@@ -1,17 +1,24 @@
 """Settings: TOML file, overridden by HUB_* environment variables, validated at start-up.
 
 The environment name of a setting is `HUB_` + its path joined by `_` in upper case
-(`[email] smtp_url` ↔ `HUB_EMAIL_SMTP_URL`). Unknown keys in the file, bad values and
-malformed TOML are errors that name the key. Nothing here reads settings lazily.
+(`[email] smtp_url` ↔ `HUB_EMAIL_SMTP_URL`, `[telephony.generic] secret` ↔
+`HUB_TELEPHONY_GENERIC_SECRET`); a list setting given in the environment is comma-separated,
+and an empty variable counts as unset.
+Precedence: explicit overrides > environment > file > default. Unknown keys in the file, bad
+values and malformed TOML are errors that name the key (and the value, unless it is a secret).
+Nothing here reads settings lazily, and no repr shows a secret.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import phonenumbers
 import pydantic
@@ -21,6 +28,9 @@ from hub.errors import ConfigError
 
 ENV_PREFIX = "HUB_"
 DEFAULT_CONFIG_PATH = Path("config/hub.toml")
+DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "asyncpg")
+# provider keys that hold credentials: masked in error messages and in repr
+SECRET_WORDS = ("secret", "token", "key", "salt", "password", "auth")
 
 
 class Section(BaseModel):
@@ -41,32 +51,75 @@ class EmailSettings(Section):
     def _split_list(cls, value: Any) -> Any:
         return split_list(value)
 
+    @field_validator("form_senders")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            _check_address(item)
+        return tuple(item.strip().lower() for item in value)
+
+    @field_validator("from_address")
+    @classmethod
+    def _from_address(cls, value: str | None) -> str | None:
+        return _check_address(value) if value else None
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_secret_url(value, ("smtp", "smtps"))
+
+    @field_validator("imap_url")
+    @classmethod
+    def _imap_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_secret_url(value, ("imap", "imaps"))
+
 
 class TelegramSettings(Section):
     bot_token: SecretStr | None = None
     webhook_secret: SecretStr | None = None
     api_base: str = "https://api.telegram.org"
 
+    @field_validator("api_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_http_url(value)
+
 
 class Settings(Section):
     database_url: str = "sqlite://./hub.db"
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8080, ge=1, le=65535)
     phone_region: str = "RU"
     public_base_url: str | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "INFO"
-    telephony: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # `[telephony.<provider>]` tables, validated by each adapter's Config (channels.build_registry)
+    telephony: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
     email: EmailSettings = Field(default_factory=EmailSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        scheme = value.partition("://")[0].lower() if "://" in value else ""
+        if scheme not in DATABASE_SCHEMES:
+            raise ValueError(
+                "not a database URL; use sqlite://./hub.db or postgres://user:pass@host:5432/db"
+            )
+        return value
 
     @field_validator("phone_region")
     @classmethod
     def _known_region(cls, value: str) -> str:
         region = value.strip().upper()
         if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"unknown region {value!r}; use a two-letter code such as RU")
+            raise ValueError("unknown region; use a two-letter country code such as RU")
         return region
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        return _check_http_url(value) if value else None
 
     @field_validator("log_level")
     @classmethod
@@ -80,12 +133,35 @@ class Settings(Section):
         """The raw `[telephony.<name>]` table (empty when not configured)."""
         return dict(self.telephony.get(name, {}))
 
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "database_url" else value
+        # provider tables hold plain secrets: show only which keys are set
+        yield "telephony", {name: sorted(table) for name, table in self.telephony.items()}
+
 
 def split_list(value: Any) -> Any:
     """A list setting given as one string (the environment's form) is comma-separated."""
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ***, for logs and repr."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:
+        return "***"
+
+
+def env_name(*path: str) -> str:
+    """The environment variable of a setting path: ("email", "smtp_url") → HUB_EMAIL_SMTP_URL."""
+    return ENV_PREFIX + "_".join(path).upper()
 
 
 def load_settings(
@@ -95,14 +171,15 @@ def load_settings(
 ) -> Settings:
     """Read the TOML file (if any), apply HUB_* overrides, then explicit overrides."""
     env = os.environ if environ is None else environ
-    data = _read_file(_config_path(path, env))
+    config_path = _config_path(path, env)
+    data = _read_file(config_path)
     _apply_env(data, Settings, env, ())
     _apply_provider_env(data, env)
     data.update(overrides)
     try:
         return Settings.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(_describe(exc, config_path)) from None
 
 
 def _config_path(path: str | Path | None, env: Mapping[str, str]) -> Path | None:
@@ -121,6 +198,8 @@ def _read_file(path: Path | None) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
@@ -129,29 +208,99 @@ def _apply_env(
     data: dict[str, Any], model: type[BaseModel], env: Mapping[str, str], path: tuple[str, ...]
 ) -> None:
     for name, field in model.model_fields.items():
+        if name == "telephony" and not path:
+            continue  # provider tables are open-ended: _apply_provider_env
         sub = field.annotation
         if isinstance(sub, type) and issubclass(sub, BaseModel):
             table = data.setdefault(name, {})
             if isinstance(table, dict):
                 _apply_env(table, sub, env, (*path, name))
             continue
-        var = ENV_PREFIX + "_".join((*path, name)).upper()
-        if var in env:
-            data[name] = env[var]
+        raw = env.get(env_name(*path, name), "")
+        if raw != "":  # an empty variable counts as unset (compose's `${X:-}` gives "")
+            data[name] = split_list(raw) if _is_list(sub) else raw
+
+
+def _is_list(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (list, tuple)
 
 
 def _apply_provider_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
     prefix = ENV_PREFIX + "TELEPHONY_"
     for var, value in env.items():
-        provider, _, key = var[len(prefix) :].partition("_") if var.startswith(prefix) else ("", "", "")
-        if provider and key:
-            tables = data.setdefault("telephony", {})
-            tables.setdefault(provider.lower(), {})[key.lower()] = value
+        if not var.startswith(prefix):
+            continue
+        provider, _, key = var[len(prefix) :].partition("_")
+        if not (provider and key and value != ""):
+            continue
+        tables = data.setdefault("telephony", {})
+        table = tables.setdefault(provider.lower(), {}) if isinstance(tables, dict) else None
+        if isinstance(table, dict):
+            table[key.lower()] = value
 
 
-def _describe(exc: pydantic.ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(settings)"
-        parts.append(f"{key}: {err['msg']}")
-    return "invalid settings: " + "; ".join(parts)
+def _describe(exc: pydantic.ValidationError, config_path: Path | None) -> str:
+    return "invalid settings: " + "; ".join(
+        describe_error(err, config_path) for err in exc.errors()
+    )
+
+
+def describe_error(
+    err: Any, config_path: Path | None = None, model: type[BaseModel] = Settings
+) -> str:
+    """One pydantic error as `key (HUB_ENV) = 'value': what is wrong`; secrets stay hidden."""
+    loc = tuple(str(p) for p in err["loc"])
+    key = ".".join(loc) or "(settings)"
+    if err["type"] == "extra_forbidden":
+        where = f" in {config_path}" if config_path else ""
+        return f"unknown setting {key!r}{where}{_suggestion(model, loc)}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    hidden = loc[:1] == ("telephony",) or is_secret_key(loc[-1] if loc else "")
+    shown = "" if hidden else f" = {_short(err.get('input'))}"
+    return f"{key} ({env_name(*loc)}){shown}: {msg}"
+
+
+def is_secret_key(name: str) -> bool:
+    """True for a setting whose value must never be shown (tokens, secrets, mail URLs)."""
+    return name in ("smtp_url", "imap_url") or any(word in name for word in SECRET_WORDS)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return "'**********'"
+    text = repr(redact_url(value) if isinstance(value, str) else value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _suggestion(model: type[BaseModel], loc: tuple[str, ...]) -> str:
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        sub = field.annotation if field else None
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            return ""
+        model = sub
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1) if loc else []
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_address(value: str) -> str:
+    local, at, domain = value.strip().rpartition("@")
+    if not (at and local and "." in domain and " " not in value.strip()):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value.strip()
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return value.strip().rstrip("/")
+
+
+def _check_secret_url(value: SecretStr | None, schemes: tuple[str, ...]) -> SecretStr | None:
+    if value is None or not value.get_secret_value():
+        return None
+    scheme = value.get_secret_value().partition("://")[0].lower()
+    if scheme not in schemes:
+        raise ValueError(f"must start with {' or '.join(s + '://' for s in schemes)}")
+    return value

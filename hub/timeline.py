@@ -15,7 +15,9 @@ from hub.events import MessageEvent
 from hub.models import Interaction
 
 
-def append_message(event: MessageEvent, client_id: int | None, when: datetime) -> Program[dict[str, Any]]:
+def append_message(
+    event: MessageEvent, client_id: int | None, when: datetime
+) -> Program[dict[str, Any]]:
     """The timeline entry of an inbound message (the caller already deduplicated the event)."""
     meta: dict[str, Any] = {"subject": event.subject, "thread_ref": event.thread_ref}
     if event.attachments:
@@ -79,7 +81,9 @@ def decode_cursor(cursor: str, count: int) -> list[str]:
     return parts
 
 
-async def page(client_id: int, limit: int, cursor: str | None) -> tuple[list[Interaction], str | None]:
+async def page(
+    client_id: int, limit: int, cursor: str | None
+) -> tuple[list[Interaction], str | None]:
     """One page of a card's timeline, newest first, keyset-paged on (occurred_at, id)."""
     query = Interaction.filter(client_id=client_id)
     if cursor:

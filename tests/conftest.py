@@ -88,7 +88,8 @@ def settings(make_settings: Any) -> Settings:
 async def _truncate() -> None:
     conn = connections.get("default")
     if db.is_postgres(conn):
-        tables = "manager, api_token, client, identity, interaction, call, reminder, processed_event, merge"
+        tables = ("manager, api_token, client, identity, interaction, call, reminder, "
+                  "processed_event, merge")
         await conn.execute_script(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 
@@ -131,5 +132,3 @@ async def manager(orm: None) -> dict[str, Any]:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"database: {'PostgreSQL at ' + PG_SERVER if PG_SERVER else 'a SQLite file per test'}"
-
-

@@ -47,8 +47,9 @@ def bodies(name: str) -> list[bytes]:
 
 
 def request(body: bytes, headers: dict[str, str]) -> InboundRequest:
-    return InboundRequest(method="POST", url="https://hub.example/x", path="/x", headers=headers,
-                          query={}, body=body)
+    return InboundRequest(
+        method="POST", url="https://hub.example/x", path="/x", headers=headers, query={}, body=body
+    )
 
 
 @pytest.fixture(params=ADAPTERS, ids=lambda cls: cls.name)
@@ -97,6 +98,8 @@ def test_unsigned_and_wrongly_signed_requests_are_refused(cls: type[Adapter]) ->
     body = bodies(cls.name)[0]
     with pytest.raises(SignatureError):
         adapter.verify(request(body, {}))
-    forged = {k: (v[:-2] + "00" if k != "Content-Type" else v) for k, v in headers_for(body).items()}
+    forged = {
+        k: (v[:-2] + "00" if k != "Content-Type" else v) for k, v in headers_for(body).items()
+    }
     with pytest.raises(SignatureError):
         adapter.verify(request(body, forged))

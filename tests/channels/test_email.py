@@ -22,8 +22,10 @@ def test_cyrillic_headers_charsets_and_attachments() -> None:
 
 
 def test_html_only_mail_is_reduced_to_text_without_scripts() -> None:
-    raw = (b"From: a@example.com\r\nSubject: x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
-           b"<p>Hello <b>there</b></p><script>alert(1)</script><p>Bye</p>")
+    raw = (
+        b"From: a@example.com\r\nSubject: x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        b"<p>Hello <b>there</b></p><script>alert(1)</script><p>Bye</p>"
+    )
     event = parse_message(raw)
     assert event.text == "Hello there\nBye"
 
@@ -34,8 +36,9 @@ def test_without_message_id_the_content_hash_is_the_key() -> None:
     assert parse_message(raw).external_id.startswith("sha256:")
 
 
-@pytest.mark.parametrize("raw", [b"", b"   ", b"Subject: no sender\r\n\r\nbody",
-                                 b"From: not an address\r\n\r\nx"])
+@pytest.mark.parametrize(
+    "raw", [b"", b"   ", b"Subject: no sender\r\n\r\nbody", b"From: not an address\r\n\r\nx"]
+)
 def test_messages_without_a_sender_are_refused(raw: bytes) -> None:
     with pytest.raises(ValidationError):
         parse_message(raw)

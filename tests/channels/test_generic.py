@@ -16,8 +16,14 @@ ADAPTER = GenericAdapter(GenericConfig(secret=GENERIC_SECRET))  # type: ignore[a
 
 def req(body: bytes, signature: str | None = None) -> InboundRequest:
     headers = {"X-Hub-Signature-256": signature or sign(body)}
-    return InboundRequest("POST", "http://hub/webhooks/telephony/generic",
-                          "/webhooks/telephony/generic", headers, {}, body)
+    return InboundRequest(
+        "POST",
+        "http://hub/webhooks/telephony/generic",
+        "/webhooks/telephony/generic",
+        headers,
+        {},
+        body,
+    )
 
 
 def test_the_documented_vector() -> None:
@@ -30,8 +36,15 @@ def test_the_documented_vector() -> None:
 
 
 def test_inbound_maps_from_to_remote_and_to_to_line() -> None:
-    body = call_body("ended", "c1", phone="8 912 345 67 89", status="missed", duration=0,
-                     timestamp="2026-11-22T13:00:00+03:00", extension="101")
+    body = call_body(
+        "ended",
+        "c1",
+        phone="8 912 345 67 89",
+        status="missed",
+        duration=0,
+        timestamp="2026-11-22T13:00:00+03:00",
+        extension="101",
+    )
     [event] = ADAPTER.parse(req(body))
     assert event.state == CallState.ENDED and event.outcome == CallOutcome.MISSED
     assert event.direction == Direction.INBOUND
@@ -41,7 +54,9 @@ def test_inbound_maps_from_to_remote_and_to_to_line() -> None:
 
 
 def test_outbound_maps_to_to_remote() -> None:
-    body = call_body("ringing", "c1", direction="outbound", **{"from": "+74950000000", "to": "+79161112233"})
+    body = call_body(
+        "ringing", "c1", direction="outbound", **{"from": "+74950000000", "to": "+79161112233"}
+    )
     [event] = ADAPTER.parse(req(body))
     assert event.remote.phone == "+79161112233" and event.line == "+74950000000"
 
@@ -59,8 +74,15 @@ def test_malformed_bodies(raw: bytes) -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"event": "call.exploded"}, {"direction": "sideways"}, {"call_id": ""}, {"duration": -5},
-     {"status": "weird"}, {"timestamp": "yesterday"}, {"call_id": "x" * 300}],
+    [
+        {"event": "call.exploded"},
+        {"direction": "sideways"},
+        {"call_id": ""},
+        {"duration": -5},
+        {"status": "weird"},
+        {"timestamp": "yesterday"},
+        {"call_id": "x" * 300},
+    ],
 )
 def test_invalid_fields_name_the_field(change: dict[str, object]) -> None:
     data = json.loads(call_body("ended", "c1"))

@@ -15,8 +15,12 @@ T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 def event(state: CallState, seconds: int, **extra: object) -> CallEvent:
     return CallEvent(
-        source="generic", call_id="c1", state=state, direction=Direction.INBOUND,
-        remote=Party(phone="+79123456789"), occurred_at=T0 + timedelta(seconds=seconds),
+        source="generic",
+        call_id="c1",
+        state=state,
+        direction=Direction.INBOUND,
+        remote=Party(phone="+79123456789"),
+        occurred_at=T0 + timedelta(seconds=seconds),
         **extra,  # type: ignore[arg-type]
     )
 
@@ -67,8 +71,9 @@ def test_ended_without_status_and_without_answer_is_missed() -> None:
     assert view.status == "missed" and view.outcome == "missed"
 
 
-@pytest.mark.parametrize(("outcome", "status"), [(CallOutcome.BUSY, "busy"),
-                                                 (CallOutcome.FAILED, "failed")])
+@pytest.mark.parametrize(
+    ("outcome", "status"), [(CallOutcome.BUSY, "busy"), (CallOutcome.FAILED, "failed")]
+)
 def test_busy_and_failed(outcome: CallOutcome, status: str) -> None:
     assert derive(fold([event(CallState.ENDED, 1, outcome=outcome)]), "inbound").status == status
 

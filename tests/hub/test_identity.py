@@ -48,8 +48,24 @@ def test_other_regions(raw: str, region: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [None, "", "0", "00000", "anonymous", "Anonymous", "unknown", "private", "hidden", "abc",
-     "123", "+7 000", "+7 912 345", "7" * 40, "<script>", "1" * 100],
+    [
+        None,
+        "",
+        "0",
+        "00000",
+        "anonymous",
+        "Anonymous",
+        "unknown",
+        "private",
+        "hidden",
+        "abc",
+        "123",
+        "+7 000",
+        "+7 912 345",
+        "7" * 40,
+        "<script>",
+        "1" * 100,
+    ],
 )
 def test_garbage_and_anonymous_numbers_are_rejected(raw: str | None) -> None:
     assert normalize_phone(raw, "RU") is None
@@ -79,8 +95,15 @@ def test_email_normalization(raw: str | None, expected: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [(123456789, 123456789), ("123456789", 123456789), ("-100123", None), (0, None),
-     ("abc", None), (True, None), (None, None)],
+    [
+        (123456789, 123456789),
+        ("123456789", 123456789),
+        ("-100123", None),
+        (0, None),
+        ("abc", None),
+        (True, None),
+        (None, None),
+    ],
 )
 def test_telegram_ids(raw: object, expected: int | None) -> None:
     assert normalize_telegram_id(raw) == expected
@@ -88,8 +111,14 @@ def test_telegram_ids(raw: object, expected: int | None) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("@Ivan_Petrov", "ivan_petrov"), ("ivanpetrov", "ivanpetrov"), ("@ab", None),
-     ("1abcde", None), ("", None), ("@иван", None)],
+    [
+        ("@Ivan_Petrov", "ivan_petrov"),
+        ("ivanpetrov", "ivanpetrov"),
+        ("@ab", None),
+        ("1abcde", None),
+        ("", None),
+        ("@иван", None),
+    ],
 )
 def test_telegram_usernames(raw: str, expected: str | None) -> None:
     assert normalize_username(raw) == expected

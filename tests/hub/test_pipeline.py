@@ -17,17 +17,37 @@ T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 pytestmark = pytest.mark.usefixtures("orm")
 
 
-def call(state: CallState, call_id: str = "c1", phone: str | None = "+79123456789",
-         seconds: int = 0, direction: Direction = Direction.INBOUND, **extra: Any) -> CallEvent:
-    return CallEvent(source="generic", call_id=call_id, state=state, direction=direction,
-                     remote=Party(phone=phone), occurred_at=T0 + timedelta(seconds=seconds),
-                     line="+74950000000", **extra)
+def call(
+    state: CallState,
+    call_id: str = "c1",
+    phone: str | None = "+79123456789",
+    seconds: int = 0,
+    direction: Direction = Direction.INBOUND,
+    **extra: Any,
+) -> CallEvent:
+    return CallEvent(
+        source="generic",
+        call_id=call_id,
+        state=state,
+        direction=direction,
+        remote=Party(phone=phone),
+        occurred_at=T0 + timedelta(seconds=seconds),
+        line="+74950000000",
+        **extra,
+    )
 
 
 def message(external_id: str, email: str, name: str = "Ivan", **extra: Any) -> MessageEvent:
-    return MessageEvent(source="email", channel="email", external_id=external_id,
-                        sender=Party(email=email, display_name=name), text="Hello",
-                        occurred_at=T0, subject="Price list", **extra)
+    return MessageEvent(
+        source="email",
+        channel="email",
+        external_id=external_id,
+        sender=Party(email=email, display_name=name),
+        text="Hello",
+        occurred_at=T0,
+        subject="Price list",
+        **extra,
+    )
 
 
 @pytest.fixture
@@ -37,8 +57,11 @@ def pipeline() -> Pipeline:
 
 async def state() -> dict[str, Any]:
     """Everything a test compares: counts and the call entries' final shape."""
-    calls = await Interaction.filter(kind="call").order_by("external_id").values(
-        "external_id", "status", "client_id", "occurred_at", "meta")
+    calls = (
+        await Interaction.filter(kind="call")
+        .order_by("external_id")
+        .values("external_id", "status", "client_id", "occurred_at", "meta")
+    )
     return {
         "clients": await Client.all().count(),
         "identities": await Identity.all().count(),
@@ -54,7 +77,8 @@ async def test_unknown_caller_gets_a_card_with_the_phone_only(pipeline: Pipeline
     client = await Client.get(id=result.client_id)
     assert client.name == ""
     assert await Identity.filter(client_id=client.id).values_list("kind", "value") == [
-        ("phone", "+79123456789")]
+        ("phone", "+79123456789")
+    ]
 
 
 async def test_a_repeat_caller_in_another_written_form_finds_the_card(pipeline: Pipeline) -> None:
@@ -142,8 +166,9 @@ async def test_a_late_answer_takes_the_missed_call_back(pipeline: Pipeline) -> N
 
 
 async def test_outbound_unanswered_call_makes_no_reminder(pipeline: Pipeline) -> None:
-    await pipeline.ingest(call(CallState.ENDED, direction=Direction.OUTBOUND,
-                               outcome=CallOutcome.MISSED))
+    await pipeline.ingest(
+        call(CallState.ENDED, direction=Direction.OUTBOUND, outcome=CallOutcome.MISSED)
+    )
     assert await Reminder.all().count() == 0
 
 
@@ -158,8 +183,11 @@ async def test_concurrent_deliveries_of_a_new_caller_create_one_card(pipeline: P
 
 
 async def test_concurrent_events_of_one_call_make_one_call(pipeline: Pipeline) -> None:
-    events = [call(CallState.RINGING, "x"), call(CallState.ANSWERED, "x", seconds=3),
-              call(CallState.ENDED, "x", seconds=9, outcome=CallOutcome.ANSWERED, duration_s=6)]
+    events = [
+        call(CallState.RINGING, "x"),
+        call(CallState.ANSWERED, "x", seconds=3),
+        call(CallState.ENDED, "x", seconds=9, outcome=CallOutcome.ANSWERED, duration_s=6),
+    ]
     await asyncio.gather(*(pipeline.ingest(e) for e in events * 3))
     final = await state()
     assert final["clients"] == 1 and final["interactions"] == 1
@@ -181,9 +209,14 @@ async def test_email_sender_becomes_a_card_and_message_id_dedupes(pipeline: Pipe
 
 async def test_an_email_with_a_known_phone_joins_the_caller_card(pipeline: Pipeline) -> None:
     caller = await pipeline.ingest(call(CallState.RINGING))
-    form = MessageEvent(source="email", channel="email", external_id="<f1@site>",
-                        sender=Party(email="ivan@example.com", phone="8 912 345 67 89"),
-                        text="form", occurred_at=T0)
+    form = MessageEvent(
+        source="email",
+        channel="email",
+        external_id="<f1@site>",
+        sender=Party(email="ivan@example.com", phone="8 912 345 67 89"),
+        text="form",
+        occurred_at=T0,
+    )
     result = await pipeline.ingest(form)
     assert result.client_id == caller.client_id
     kinds = await Identity.filter(client_id=caller.client_id).values_list("kind", flat=True)
@@ -193,9 +226,14 @@ async def test_an_email_with_a_known_phone_joins_the_caller_card(pipeline: Pipel
 async def test_identities_of_another_card_are_never_taken(pipeline: Pipeline) -> None:
     by_mail = await pipeline.ingest(message("<a@x>", "anna@example.com", "Anna"))
     by_phone = await pipeline.ingest(call(CallState.RINGING))
-    both = MessageEvent(source="email", channel="email", external_id="<b@x>",
-                        sender=Party(email="anna@example.com", phone="+79123456789"),
-                        text="", occurred_at=T0)
+    both = MessageEvent(
+        source="email",
+        channel="email",
+        external_id="<b@x>",
+        sender=Party(email="anna@example.com", phone="+79123456789"),
+        text="",
+        occurred_at=T0,
+    )
     result = await pipeline.ingest(both)
     assert result.client_id == by_mail.client_id  # e-mail outranks phone
     phone_owner = await Identity.get(kind="phone", value="+79123456789")

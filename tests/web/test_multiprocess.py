@@ -28,7 +28,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def wait_healthy(session: aiohttp.ClientSession, url: str, proc: subprocess.Popen[bytes]) -> None:
+async def wait_healthy(
+    session: aiohttp.ClientSession, url: str, proc: subprocess.Popen[bytes]
+) -> None:
     for _ in range(200):
         if proc.poll() is not None:
             raise RuntimeError(f"hub exited with {proc.returncode}")
@@ -47,12 +49,21 @@ async def hubs(database_url: str, orm: None) -> AsyncIterator[list[str]]:
     if not database_url.startswith("postgres"):
         pytest.skip("several processes share one PostgreSQL (set HUB_TEST_DATABASE_URL)")
     procs, urls = [], []
-    env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_LOG_LEVEL": "WARNING",
-           "HUB_TELEPHONY_GENERIC_SECRET": GENERIC_SECRET}
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": database_url,
+        "HUB_LOG_LEVEL": "WARNING",
+        "HUB_TELEPHONY_GENERIC_SECRET": GENERIC_SECRET,
+    }
     for _ in range(2):
         port = free_port()
-        procs.append(subprocess.Popen([sys.executable, "-m", "hub", "serve", "--port", str(port)],
-                                      env=env, stdout=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(  # noqa: ASYNC220 (start-up only, before any load)
+                [sys.executable, "-m", "hub", "serve", "--port", str(port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+        )
         urls.append(f"http://127.0.0.1:{port}")
     try:
         async with aiohttp.ClientSession() as session:
@@ -71,14 +82,19 @@ def lifecycle(i: int) -> list[bytes]:
     ringing = call_body("ringing", f"mp{i}", phone=phone)
     if i % 3 == 0:
         return [ringing, call_body("ended", f"mp{i}", phone=phone, status="missed")]
-    return [ringing, call_body("answered", f"mp{i}", phone=phone),
-            call_body("ended", f"mp{i}", phone=phone, status="answered", duration=30)]
+    return [
+        ringing,
+        call_body("answered", f"mp{i}", phone=phone),
+        call_body("ended", f"mp{i}", phone=phone, status="answered", duration=30),
+    ]
 
 
 async def deliver(session: aiohttp.ClientSession, url: str, body: bytes) -> None:
     headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)}
     for _ in range(20):  # like a provider: retry until a 2xx
-        async with session.post(url + "/webhooks/telephony/generic", data=body, headers=headers) as resp:
+        async with session.post(
+            url + "/webhooks/telephony/generic", data=body, headers=headers
+        ) as resp:
             if resp.status == 200:
                 return
         await asyncio.sleep(0.05)
@@ -96,7 +112,8 @@ async def test_two_processes_reach_the_same_result(hubs: list[str]) -> None:
     assert await Identity.all().count() == len(PHONES)
     assert await Call.all().count() == CALLS
     statuses: dict[str, Any] = dict(
-        await Interaction.filter(kind="call").values_list("external_id", "status"))
+        await Interaction.filter(kind="call").values_list("external_id", "status")
+    )
     assert len(statuses) == CALLS
     for i in range(CALLS):
         assert statuses[f"call:mp{i}"] == ("missed" if i % 3 == 0 else "completed")

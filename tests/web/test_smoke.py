@@ -5,7 +5,9 @@ from typing import Any
 from tests.helpers import call_body, post_call
 
 
-async def test_ringing_creates_card_and_answers_manager(app_client: Any, manager: dict[str, Any]) -> None:
+async def test_ringing_creates_card_and_answers_manager(
+    app_client: Any, manager: dict[str, Any]
+) -> None:
     resp = await post_call(app_client, call_body("ringing", "c1", phone="8 (912) 345-67-89"))
     assert resp.status == 200
     data = await resp.json()

@@ -15,8 +15,11 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 async def stored() -> tuple[int, int, int]:
-    return (await Client.all().count(), await Interaction.all().count(),
-            await ProcessedEvent.all().count())
+    return (
+        await Client.all().count(),
+        await Interaction.all().count(),
+        await ProcessedEvent.all().count(),
+    )
 
 
 async def replay(client: Any, name: str) -> list[dict[str, Any]]:
@@ -28,12 +31,15 @@ async def replay(client: Any, name: str) -> list[dict[str, Any]]:
     return answers
 
 
-async def test_answered_lifecycle_lands_as_one_completed_entry(app_client: Any, manager: Any) -> None:
+async def test_answered_lifecycle_lands_as_one_completed_entry(
+    app_client: Any, manager: Any
+) -> None:
     answers = await replay(app_client, "inbound_answered.json")
     assert answers[0]["created"] is True
     assert {a["client_id"] for a in answers} == {answers[0]["client_id"]}
-    resp = await app_client.get(f"/api/clients/{answers[0]['client_id']}/timeline",
-                                headers=manager["headers"])
+    resp = await app_client.get(
+        f"/api/clients/{answers[0]['client_id']}/timeline", headers=manager["headers"]
+    )
     [entry] = (await resp.json())["items"]
     assert entry["kind"] == "call" and entry["direction"] == "in"
     assert entry["status"] == "completed"
@@ -47,11 +53,17 @@ async def test_missed_call_answers_the_responsible_manager_and_opens_a_reminder(
 ) -> None:
     first = (await replay(app_client, "inbound_missed.json"))[0]
     assert first["manager"] is None
-    await app_client.patch(f"/api/clients/{first['client_id']}", json={"manager_id": manager["manager"].id},
-                           headers=manager["headers"])
+    await app_client.patch(
+        f"/api/clients/{first['client_id']}",
+        json={"manager_id": manager["manager"].id},
+        headers=manager["headers"],
+    )
     again = await post_call(app_client, call_body("ringing", "next", phone="+79031112233"))
-    assert (await again.json())["manager"] == {"id": manager["manager"].id, "name": "Olga",
-                                               "extension": "101"}
+    assert (await again.json())["manager"] == {
+        "id": manager["manager"].id,
+        "name": "Olga",
+        "extension": "101",
+    }
     reminder = await Reminder.get()
     assert reminder.origin == "missed_call" and reminder.client_id == first["client_id"]
 
@@ -75,13 +87,22 @@ async def test_repeated_delivery_answers_success_and_changes_nothing(app_client:
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"X-Hub-Signature-256": "sha256=" + "0" * 64}, {"X-Hub-Signature-256": "garbage"},
-     {"X-Hub-Signature-256": sign(b"other body")}],
+    [
+        {},
+        {"X-Hub-Signature-256": "sha256=" + "0" * 64},
+        {"X-Hub-Signature-256": "garbage"},
+        {"X-Hub-Signature-256": sign(b"other body")},
+    ],
     ids=["missing", "zeros", "garbage", "other-body"],
 )
-async def test_bad_signatures_get_401_and_store_nothing(app_client: Any, headers: dict[str, str]) -> None:
-    resp = await app_client.post("/webhooks/telephony/generic", data=call_body("ringing", "s1"),
-                                 headers={"Content-Type": "application/json", **headers})
+async def test_bad_signatures_get_401_and_store_nothing(
+    app_client: Any, headers: dict[str, str]
+) -> None:
+    resp = await app_client.post(
+        "/webhooks/telephony/generic",
+        data=call_body("ringing", "s1"),
+        headers={"Content-Type": "application/json", **headers},
+    )
     assert resp.status == 401
     assert (await resp.json())["error"]["code"] == "bad_signature"
     assert await stored() == (0, 0, 0)
@@ -92,10 +113,16 @@ async def test_signed_with_another_secret_is_refused(app_client: Any) -> None:
     assert resp.status == 401
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    (b"{not json", 400), (b"[]", 400), (b'{"event": "call.ringing"}', 422),
-    (call_body("ringing", "c", direction="up"), 422), (call_body("recording", "c"), 422),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"{not json", 400),
+        (b"[]", 400),
+        (b'{"event": "call.ringing"}', 422),
+        (call_body("ringing", "c", direction="up"), 422),
+        (call_body("recording", "c"), 422),
+    ],
+)
 async def test_malformed_and_invalid_bodies(app_client: Any, body: bytes, status: int) -> None:
     resp = await post_call(app_client, body)
     assert resp.status == status
@@ -106,9 +133,11 @@ async def test_malformed_and_invalid_bodies(app_client: Any, body: bytes, status
 
 async def test_wrong_content_type_is_415(app_client: Any) -> None:
     body = call_body("ringing", "c")
-    resp = await app_client.post("/webhooks/telephony/generic", data=body,
-                                 headers={"Content-Type": "text/plain",
-                                          "X-Hub-Signature-256": sign(body)})
+    resp = await app_client.post(
+        "/webhooks/telephony/generic",
+        data=body,
+        headers={"Content-Type": "text/plain", "X-Hub-Signature-256": sign(body)},
+    )
     assert resp.status == 415
 
 
@@ -125,8 +154,11 @@ async def test_a_provider_without_a_secret_is_disabled(make_client: Any) -> None
     client = await make_client(telephony={}, email={})
     resp = await post_call(client, call_body("ringing", "c"))
     assert resp.status == 404
-    resp = await client.post("/webhooks/email", data=b"From: a@b.example\r\n\r\nx",
-                             headers={"Content-Type": "message/rfc822", "X-Hub-Token": ""})
+    resp = await client.post(
+        "/webhooks/email",
+        data=b"From: a@b.example\r\n\r\nx",
+        headers={"Content-Type": "message/rfc822", "X-Hub-Token": ""},
+    )
     assert resp.status == 404
     assert await stored() == (0, 0, 0)
 
@@ -138,8 +170,11 @@ async def test_get_on_a_webhook_is_405_json(app_client: Any) -> None:
 
 
 async def email(client: Any, raw: bytes, token: str = EMAIL_TOKEN) -> Any:
-    return await client.post("/webhooks/email", data=raw,
-                             headers={"Content-Type": "message/rfc822", "X-Hub-Token": token})
+    return await client.post(
+        "/webhooks/email",
+        data=raw,
+        headers={"Content-Type": "message/rfc822", "X-Hub-Token": token},
+    )
 
 
 async def test_email_push_creates_the_card_once(app_client: Any) -> None:
@@ -163,8 +198,11 @@ async def test_email_push_with_a_wrong_token_is_401(app_client: Any) -> None:
 
 
 async def test_email_push_needs_rfc822(app_client: Any) -> None:
-    resp = await app_client.post("/webhooks/email", data=b"From: a@example.com\r\n\r\nx",
-                                 headers={"Content-Type": "text/plain", "X-Hub-Token": EMAIL_TOKEN})
+    resp = await app_client.post(
+        "/webhooks/email",
+        data=b"From: a@example.com\r\n\r\nx",
+        headers={"Content-Type": "text/plain", "X-Hub-Token": EMAIL_TOKEN},
+    )
     assert resp.status == 415
 
 
