@@ -1,0 +1,73 @@
+"""The SQL-program runners: every database shape the hub accepts runs the same logic."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+
+from hub import db
+from hub.events import CallEvent, CallState, Direction, Party
+from hub.models import Client
+from hub.pipeline import Pipeline
+
+
+def ringing(call_id: str) -> CallEvent:
+    return CallEvent(
+        source="generic",
+        call_id=call_id,
+        state=CallState.RINGING,
+        direction=Direction.INBOUND,
+        remote=Party(phone="+79123456789"),
+        occurred_at=datetime(2026, 11, 22, 10, tzinfo=UTC),
+    )
+
+
+async def test_in_memory_sqlite_runs_on_tortoise_own_connection() -> None:
+    await db.init_db("sqlite://:memory:")
+    try:
+        pipeline = Pipeline("RU")
+        first = await pipeline.ingest(ringing("a"))
+        second = await pipeline.ingest(ringing("b"))
+        assert first.created and second.client_id == first.client_id
+        assert await Client.all().count() == 1
+    finally:
+        await db.close_db()
+
+
+async def test_a_locked_sqlite_database_backs_off_without_blocking(tmp_path: object) -> None:
+    path = f"{tmp_path}/hub.db"
+    await db.init_db(f"sqlite://{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        pipeline = Pipeline("RU")
+        task = asyncio.create_task(pipeline.ingest(ringing("a")))
+        await asyncio.sleep(0.05)
+        assert not task.done()  # waiting, and the loop still runs this test
+        other.execute("COMMIT")
+        assert (await task).created
+    finally:
+        other.close()
+        await db.close_db()
+
+
+def test_placeholders_become_numbered_for_asyncpg() -> None:
+    assert db.pg_sql("SELECT ? WHERE a = ? AND b IN (?, ?)") == (
+        "SELECT $1 WHERE a = $2 AND b IN ($3, $4)"
+    )
+
+
+def test_a_program_that_fails_rolls_back(tmp_path: object) -> None:
+    conn = sqlite3.connect(f"{tmp_path}/x.db", isolation_level=None)
+    conn.execute("CREATE TABLE t (v INTEGER UNIQUE)")
+
+    def program() -> db.Program[None]:
+        yield db.Stmt("INSERT INTO t (v) VALUES (?)", (1,))
+        yield db.Stmt("INSERT INTO t (v) VALUES (?)", (1,))
+
+    with pytest.raises(db.RaceLost):
+        db._run_sqlite(conn, program)
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 0
