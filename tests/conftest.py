@@ -75,7 +75,7 @@ def make_settings(database_url: str) -> Any:
             "email": {"inbound_token": EMAIL_TOKEN},
         }
         base.update(overrides)
-        return load_settings(environ={}, **base)
+        return load_settings(os.devnull, environ={}, **base)  # never a developer's own config
 
     return make
 
