@@ -48,15 +48,20 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await db.close_db()
 
 
+_CALL_EVENT = {"ringing": "call.ringing", "answered": "call.answered"}
+
+
 def _live_hook(bus: Bus) -> Any:
     async def publish_live(result: IngestResult) -> None:
         """Tell online managers what just landed on a card (never the provider's payload)."""
-        event = result.event
-        kind = "call." + (result.call_status or "") if hasattr(event, "call_id") else "message.in"
-        if kind.startswith("call.") and result.call_status == result.call_status_before:
-            return
+        if result.call_status is not None:
+            if result.call_status == result.call_status_before:
+                return  # e.g. a recording link arrived: nothing to pop up
+            kind = _CALL_EVENT.get(result.call_status, "call.ended")
+        else:
+            kind = "message.in"
         bus.publish({
-            "type": "call.ringing" if result.call_status == "ringing" else kind,
+            "type": kind,
             "client": result.client,
             "created": result.created,
             "manager": result.manager,

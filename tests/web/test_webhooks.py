@@ -209,3 +209,24 @@ async def test_email_push_needs_rfc822(app_client: Any) -> None:
 async def test_email_without_sender_is_422(app_client: Any) -> None:
     resp = await email(app_client, b"Subject: hi\r\n\r\nno sender")
     assert resp.status == 422
+
+
+async def test_live_events_carry_the_hub_card_never_the_payload(
+    app_client: Any, manager: Any
+) -> None:
+    ws = await app_client.ws_connect("/api/stream", headers=manager["headers"])
+    assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    await post_call(app_client, call_body("ringing", "live1", phone="8 912 345 67 89"))
+    ringing = await ws.receive_json(timeout=5)
+    assert ringing["type"] == "call.ringing" and ringing["created"] is True
+    assert ringing["client"]["id"] == ringing["interaction"]["client_id"]
+    assert set(ringing["client"]) == {"id", "name", "status"}
+    assert "from" not in ringing["interaction"]["meta"]  # hub fields only
+    await post_call(app_client, call_body("answered", "live1", phone="8 912 345 67 89"))
+    assert (await ws.receive_json(timeout=5))["type"] == "call.answered"
+    await post_call(app_client, call_body("ended", "live1", phone="89123456789", status="answered"))
+    ended = await ws.receive_json(timeout=5)
+    assert ended["type"] == "call.ended" and ended["interaction"]["status"] == "completed"
+    await email(app_client, b"From: anna@example.com\r\nMessage-ID: <l1@x>\r\n\r\nhi")
+    assert (await ws.receive_json(timeout=5))["type"] == "message.in"
+    await ws.close()
