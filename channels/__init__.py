@@ -29,15 +29,6 @@ class Registry:
         return self.adapters.get(name)
 
 
-def adapter_settings(settings: Settings, cls: type[Adapter]) -> dict[str, Any]:
-    """The raw settings table of an adapter: `[telephony.<name>]`, or `[email]`/`[telegram]`."""
-    if cls.kind == "telephony":
-        return settings.provider(cls.name)
-    section = getattr(settings, cls.name)
-    assert isinstance(section, pydantic.BaseModel)
-    return section.model_dump()
-
-
 def build_registry(settings: Settings) -> Registry:
     """Validate every adapter's settings and instantiate the enabled ones."""
     registry = Registry()
@@ -47,16 +38,19 @@ def build_registry(settings: Settings) -> Registry:
             names = ", ".join(sorted(known))
             raise ConfigError(f"telephony.{name}: no such provider (known: {names})")
     for cls in ADAPTERS:
-        config = _validate(cls, adapter_settings(settings, cls))
+        config = _config(settings, cls)
         if cls.enabled(config):
             registry.adapters[cls.name] = cls(config, public_base_url=settings.public_base_url)
     return registry
 
 
-def _validate(cls: type[Adapter], raw: dict[str, Any]) -> Any:
-    prefix = f"telephony.{cls.name}" if cls.kind == "telephony" else cls.name
+def _config(settings: Settings, cls: type[Adapter]) -> Any:
+    """The adapter's validated settings: `[telephony.<name>]`, or the `[email]`-style section."""
+    if cls.kind != "telephony":
+        return getattr(settings, cls.name)  # already validated with the settings
+    prefix = f"telephony.{cls.name}"
     try:
-        return cls.Config.model_validate(raw)
+        return cls.Config.model_validate(settings.provider(cls.name))
     except pydantic.ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])

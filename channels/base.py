@@ -9,18 +9,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import SecretStr
 
 from hub.events import HubEvent
+from hub.settings import Section
 
 if TYPE_CHECKING:
     from hub.pipeline import IngestResult
 
 
-class AdapterConfig(BaseModel):
-    """Base of each adapter's settings table; secret values are SecretStr (masked in repr)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# every adapter's settings table is a strict settings Section (unknown keys are errors,
+# secret values are SecretStr and masked in repr)
+AdapterConfig = Section
 
 
 @dataclass(frozen=True, slots=True)

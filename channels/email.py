@@ -17,30 +17,21 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 
-from pydantic import SecretStr
-
-from channels.base import Adapter, AdapterConfig, InboundRequest, secret
+from channels.base import Adapter, InboundRequest, secret
 from channels.signing import require_equal
 from hub.errors import ValidationError
 from hub.events import Attachment, HubEvent, MessageEvent, Party
+from hub.settings import EmailSettings
 
 TOKEN_HEADER = "X-Hub-Token"  # noqa: S105 (a header name)
 MAX_TEXT = 100_000
-
-
-class EmailConfig(AdapterConfig):
-    inbound_token: SecretStr | None = None
-    smtp_url: SecretStr | None = None
-    imap_url: SecretStr | None = None
-    from_address: str | None = None
-    form_senders: tuple[str, ...] = ()
 
 
 class EmailAdapter(Adapter):
     name = "email"
     title = "E-mail (raw RFC 822 push)"
     kind = "email"
-    Config = EmailConfig
+    Config = EmailSettings  # the [email] table of the hub settings
     required = ("inbound_token",)
     paths = ("/webhooks/email",)
     content_types = ("message/rfc822",)
@@ -48,7 +39,7 @@ class EmailAdapter(Adapter):
     def verify(self, request: InboundRequest) -> None:
         """The shared inbound token, compared in constant time."""
         config = self.config
-        assert isinstance(config, EmailConfig)
+        assert isinstance(config, EmailSettings)
         require_equal(secret(config.inbound_token), request.headers.get(TOKEN_HEADER))
 
     def parse(self, request: InboundRequest) -> Sequence[HubEvent]:

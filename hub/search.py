@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from tortoise import BaseDBAsyncClient, connections
 
 from hub import identity
 from hub.db import is_postgres
-from hub.errors import PayloadError
 from hub.identity import Kind
 from hub.models import Client
-from hub.timeline import decode_cursor, encode_cursor
+from hub.timeline import decode_keyset, encode_cursor
 
 _PHONE_LIKE = re.compile(r"^[\d\s()+\-.]+$")
 MIN_TAIL = 3
@@ -108,7 +106,7 @@ async def list_clients(
     if manager_id is not None:
         sql.add("c.manager_id = ?", manager_id)
     if cursor:
-        at, last_id = _cursor(cursor)
+        at, last_id = decode_keyset(cursor, 2**31)
         sql.add("(c.activity_at < ? OR (c.activity_at = ? AND c.id < ?))", at, at, last_id)
     # every fragment is a constant of this module; values travel as bound parameters
     query = (
@@ -121,14 +119,3 @@ async def list_clients(
     page = [found[i] for i in ids[:limit] if i in found]
     more = len(ids) > limit and page
     return page, encode_cursor(page[-1].activity_at, page[-1].id) if more else None
-
-
-def _cursor(cursor: str) -> tuple[datetime, int]:
-    at_raw, id_raw = decode_cursor(cursor, 2)
-    try:
-        at, last_id = datetime.fromisoformat(at_raw), int(id_raw)
-    except ValueError:
-        raise PayloadError("cursor is not valid") from None
-    if at.tzinfo is None or not 0 < last_id < 2**31:
-        raise PayloadError("cursor is not valid")
-    return at, last_id

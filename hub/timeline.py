@@ -69,6 +69,18 @@ def encode_cursor(*parts: Any) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+def decode_keyset(cursor: str, max_id: int) -> tuple[datetime, int]:
+    """A (time, id) keyset cursor; a tampered one is a 400."""
+    at_raw, id_raw = decode_cursor(cursor, 2)
+    try:
+        at, last_id = datetime.fromisoformat(at_raw), int(id_raw)
+    except ValueError:
+        raise PayloadError("cursor is not valid") from None
+    if at.tzinfo is None or not 0 < last_id < max_id:
+        raise PayloadError("cursor is not valid")
+    return at, last_id
+
+
 def decode_cursor(cursor: str, count: int) -> list[str]:
     """The parts of a cursor made by encode_cursor; a tampered one is a 400."""
     try:
@@ -87,13 +99,7 @@ async def page(
     """One page of a card's timeline, newest first, keyset-paged on (occurred_at, id)."""
     query = Interaction.filter(client_id=client_id)
     if cursor:
-        at_raw, id_raw = decode_cursor(cursor, 2)
-        try:
-            at, last_id = datetime.fromisoformat(at_raw), int(id_raw)
-        except ValueError:
-            raise PayloadError("cursor is not valid") from None
-        if at.tzinfo is None or not 0 < last_id < 2**63:
-            raise PayloadError("cursor is not valid")
+        at, last_id = decode_keyset(cursor, 2**63)
         query = query.filter(Q(occurred_at__lt=at) | Q(occurred_at=at, id__lt=last_id))
     items = await query.order_by("-occurred_at", "-id").limit(limit + 1)
     more = len(items) > limit
