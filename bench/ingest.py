@@ -8,7 +8,7 @@
 4. Time lookups by phone and client searches against the hub at N cards, one request at a time.
 5. Print the figures, then a Markdown table for the README's Performance section.
 
-    python bench/ingest.py                        # 10k cards, SQLite, about 1–2 minutes
+    python bench/ingest.py                        # 10k cards, SQLite, about a minute
     python bench/ingest.py --clients 1000000      # the search target is set at 1M cards
     python bench/ingest.py --database-url postgres://postgres@127.0.0.1:5432/postgres
     python bench/ingest.py --quick --profile /tmp/hub.prof   # hub under cProfile
@@ -77,7 +77,7 @@ class Results:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, help="cards to prefill (default 10000)")
-    parser.add_argument("--events", type=int, help="requests per closed-loop run (default 8000)")
+    parser.add_argument("--events", type=int, help="requests per closed-loop run (default 20000)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (32)")
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop events/s (1000)")
     parser.add_argument("--seconds", type=float, help="open-loop duration (default 10)")
@@ -91,10 +91,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "stats to PATH and print the hot spots")
     args = parser.parse_args(argv)
     quick = {"clients": 2000, "events": 1500, "seconds": 3.0, "queries": 50}
-    full = {"clients": 10_000, "events": 8000, "seconds": 10.0, "queries": 200}
+    full = {"clients": 10_000, "events": 20_000, "seconds": 10.0, "queries": 200}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    for key in ("clients", "events", "concurrency", "rate", "seconds", "queries", "read_budget"):
+        if getattr(args, key) <= 0:
+            parser.error(f"--{key.replace('_', '-')} must be positive")
     return args
 
 
@@ -252,13 +255,13 @@ def describe_probe(probe: Probe) -> str:
     errors = ", ".join(f"{k}: {v}" for k, v in probe.errors.items()) or "none"
     return (f"p50 {ms(percentile(lat, 0.5))}  p95 {ms(percentile(lat, 0.95))}  "
             f"p99 {ms(percentile(lat, 0.99))}  max {ms(max(lat, default=0))}  "
-            f"({sent_of(probe)} requests, mean hits {hits:.1f}; errors: {errors})")
+            f"({sent_of(probe)}, mean hits {hits:.1f}; errors: {errors})")
 
 
 def sent_of(probe: Probe) -> str:
     if probe.sent == probe.wanted:
-        return str(probe.sent)
-    return f"{probe.sent} of {probe.wanted}: time budget spent"
+        return f"{probe.sent} requests"
+    return f"{probe.sent} of {probe.wanted} requests: time budget spent"
 
 
 def verdict(ok: bool) -> str:
