@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import BaseDBAsyncClient, Tortoise, connections
 
+from hub.errors import ConfigError
+
 log = logging.getLogger("hub.db")
 T = TypeVar("T")
 
@@ -61,8 +63,20 @@ def is_postgres(conn: BaseDBAsyncClient | None = None) -> bool:
 async def init_db(database_url: str, *, migrate: bool = True) -> None:
     """Open the connections and bring the schema up to date."""
     await Tortoise.init(config=tortoise_config(database_url))
+    _check_sqlite_file(connections.get("default"))
     if migrate:
         await migrate_db(database_url)
+
+
+def _check_sqlite_file(client: BaseDBAsyncClient) -> None:
+    # aiosqlite never answers again after a failed open, so a bad path would hang start-up
+    filename = str(getattr(client, "filename", ":memory:"))
+    if is_postgres(client) or filename == ":memory:":
+        return
+    try:
+        sqlite3.connect(filename).close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"database_url: cannot open SQLite file {filename!r}: {exc}") from None
 
 
 async def close_db() -> None:

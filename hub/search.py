@@ -39,12 +39,21 @@ def _dialect(sql: str, conn: BaseDBAsyncClient) -> str:
     return "".join(p + (f"${i}" if i < len(parts) else "") for i, p in enumerate(parts, 1))
 
 
-def _match_clause(q: str, region: str, sql: Sql, conn: BaseDBAsyncClient) -> None:
+@dataclass(frozen=True, slots=True)
+class Match:
+    """How `q` narrows the list: through an index, and (for text) as a plain scan."""
+
+    indexed: str
+    indexed_params: tuple[Any, ...]
+    scan: str | None = None  # a LIKE over the `w` window of newest cards
+    scan_params: tuple[Any, ...] = ()
+
+
+def _match(q: str, region: str, conn: BaseDBAsyncClient) -> Match:
     text = q.strip()
     digits = identity.phone_digits(text)
     if _PHONE_LIKE.match(text) and len(digits) >= MIN_TAIL:
-        _phone_clause(text, digits, region, sql)
-        return
+        return _phone_match(text, digits, region)
     needle = text.lower()
     email = identity.normalize_email(needle)
     username = identity.normalize_username(needle)
@@ -53,25 +62,27 @@ def _match_clause(q: str, region: str, sql: Sql, conn: BaseDBAsyncClient) -> Non
     params: list[Any] = [p for k, v in exact if v for p in (k.value, v)]
     # usernames are stored without their @, so "@ann" looks for "ann"
     needle = needle[1:] if needle.startswith("@") and len(needle) > 1 else needle
-    ors.append(_text_clause(needle, conn))
-    params.append(_like(needle))
-    sql.add("(" + " OR ".join(ors) + ")", *params)
+    clause, pattern = _text_clause(needle, conn), _like(needle)
+    ors.append(clause)
+    params.append(pattern)
+    # the search text holds the name, e-mails and usernames, so the scan needs only the LIKE
+    scan = "w.search LIKE ? ESCAPE '\\'" if "ESCAPE" in clause else "w.search LIKE ?"
+    return Match("(" + " OR ".join(ors) + ")", tuple(params), scan, (pattern,))
 
 
 _HOLDS = "c.id IN (SELECT client_id FROM identity WHERE kind = ? AND value = ?)"
 
 
-def _phone_clause(text: str, digits: str, region: str, sql: Sql) -> None:
+def _phone_match(text: str, digits: str, region: str) -> Match:
     """A whole number in any written form matches exactly; digits also match as a tail."""
     rev = digits[::-1][:15]
-    tail = "c.id IN (SELECT client_id FROM identity WHERE kind = ? AND rev >= ? AND rev < ?)"
-    # ':' follows '9', so [rev, rev + ':') is every value starting with rev: a prefix range
-    params: list[Any] = [Kind.PHONE.value, rev, rev + ":"]
+    # only phones have `rev`; testing kind here too would steer SQLite onto the (kind, value)
+    # index and a scan of every phone. ':' follows '9': [rev, rev + ':') is a prefix range.
+    tail = "c.id IN (SELECT client_id FROM identity WHERE rev >= ? AND rev < ?)"
     e164 = identity.normalize_phone(text, region) if len(digits) >= 7 else None
     if e164:
-        sql.add(f"({_HOLDS} OR {tail})", Kind.PHONE.value, e164, *params)
-    else:
-        sql.add(tail, *params)
+        return Match(f"({_HOLDS} OR {tail})", (Kind.PHONE.value, e164, rev, rev + ":"))
+    return Match(tail, (rev, rev + ":"))
 
 
 def _text_clause(needle: str, conn: BaseDBAsyncClient) -> str:
@@ -86,6 +97,12 @@ def _like(needle: str) -> str:
     return f"%{escaped}%"
 
 
+# A common fragment ("ова", "gmail") matches a large share of a million cards: collecting every
+# match through the text index and sorting them costs up to a second. The newest cards are
+# scanned first; when they hold a full page, it is exactly the first page of the whole list.
+WINDOW = 20_000
+
+
 async def list_clients(
     *,
     region: str,
@@ -97,25 +114,48 @@ async def list_clients(
 ) -> tuple[list[Client], str | None]:
     """One page of live cards matching the filters."""
     conn = connections.get("default")
-    sql = Sql()
-    sql.add("c.merged_into_id IS NULL")
-    if q and q.strip():
-        _match_clause(q, region, sql, conn)
+    base = Sql()
+    base.add("c.merged_into_id IS NULL")
     if status:
-        sql.add("c.status = ?", status)
+        base.add("c.status = ?", status)
     if manager_id is not None:
-        sql.add("c.manager_id = ?", manager_id)
+        base.add("c.manager_id = ?", manager_id)
     if cursor:
         at, last_id = decode_keyset(cursor, 2**31)
-        sql.add("(c.activity_at < ? OR (c.activity_at = ? AND c.id < ?))", at, at, last_id)
-    # every fragment is a constant of this module; values travel as bound parameters
-    query = (
-        f"SELECT c.id FROM client c WHERE {' AND '.join(sql.where)} "  # noqa: S608
-        f"ORDER BY c.activity_at DESC, c.id DESC LIMIT {int(limit) + 1}"
-    )
-    _, rows = await conn.execute_query(_dialect(query, conn), sql.params)
-    ids = [int(r["id"]) for r in rows]
+        base.add("(c.activity_at < ? OR (c.activity_at = ? AND c.id < ?))", at, at, last_id)
+    match = _match(q, region, conn) if q and q.strip() else None
+    ids = await _newest_window(conn, base, match, limit) if match and match.scan else None
+    if ids is None:
+        if match:
+            base.add(match.indexed, *match.indexed_params)
+        ids = await _select_ids(conn, base, limit)
     found = {c.id: c for c in await Client.filter(id__in=ids[:limit])}
     page = [found[i] for i in ids[:limit] if i in found]
     more = len(ids) > limit and page
     return page, encode_cursor(page[-1].activity_at, page[-1].id) if more else None
+
+
+_ORDER = "ORDER BY {t}.activity_at DESC, {t}.id DESC"
+
+
+async def _select_ids(conn: BaseDBAsyncClient, sql: Sql, limit: int) -> list[int]:
+    # every fragment is a constant of this module; values travel as bound parameters
+    query = (
+        f"SELECT c.id FROM client c WHERE {' AND '.join(sql.where)} "  # noqa: S608
+        f"{_ORDER.format(t='c')} LIMIT {int(limit) + 1}"
+    )
+    _, rows = await conn.execute_query(_dialect(query, conn), sql.params)
+    return [int(r["id"]) for r in rows]
+
+
+async def _newest_window(
+    conn: BaseDBAsyncClient, sql: Sql, match: Match, limit: int
+) -> list[int] | None:
+    """The page, if the newest WINDOW cards hold a full one; None to ask the text index."""
+    query = (
+        "SELECT w.id FROM (SELECT c.id, c.activity_at, c.search FROM client c "  # noqa: S608
+        f"WHERE {' AND '.join(sql.where)} {_ORDER.format(t='c')} LIMIT {WINDOW}) w "
+        f"WHERE {match.scan} {_ORDER.format(t='w')} LIMIT {int(limit) + 1}"
+    )
+    _, rows = await conn.execute_query(_dialect(query, conn), [*sql.params, *match.scan_params])
+    return [int(r["id"]) for r in rows] if len(rows) > limit else None

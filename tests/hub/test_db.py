@@ -71,3 +71,11 @@ def test_a_program_that_fails_rolls_back(tmp_path: object) -> None:
     with pytest.raises(db.RaceLost):
         db._run_sqlite(conn, program)
     assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+
+
+async def test_an_unopenable_sqlite_path_is_a_clear_error_not_a_hang(tmp_path: object) -> None:
+    from hub.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot open SQLite file"):
+        await asyncio.wait_for(db.init_db(f"sqlite://{tmp_path}/missing/dir/hub.db"), 10)
+    await db.close_db()
