@@ -69,12 +69,14 @@ class GenericAdapter(Adapter):
 
     def parse(self, request: InboundRequest) -> Sequence[HubEvent]:
         """One call event per request."""
-        data = request.json()
-        if not isinstance(data, dict):
-            raise PayloadError("body must be a JSON object")
         try:
-            body = GenericCallBody.model_validate(data)
+            body = GenericCallBody.model_validate_json(request.body)
         except pydantic.ValidationError as exc:
+            err = exc.errors()[0]
+            if err["type"] == "json_invalid":
+                raise PayloadError(f"body is not valid JSON: {err['msg']}") from None
+            if err["type"] == "model_type" and not err["loc"]:
+                raise PayloadError("body must be a JSON object") from None
             raise ValidationError(_first_error(exc)) from None
         return [to_event(body)]
 

@@ -163,64 +163,136 @@ async def run_program(make: Callable[[], Program[T]]) -> T:
     if writer is None:  # an in-memory database exists only on Tortoise's own connection
         async with client.acquire_connection() as aconn:
             return cast(T, await aconn._execute(_run_sqlite, aconn._conn, make))
-    for delay in _BUSY_BACKOFF:
-        try:
-            return _run_sqlite(writer, make)
-        except Busy:
-            await asyncio.sleep(delay)
-    raise Busy("the SQLite database stayed locked")
+    return cast(T, await writer.submit(make))
 
 
 # SQLite: the ingest transactions run on a connection of their own on the event-loop thread.
-# A transaction is a few index lookups and writes (well under a millisecond): cheaper than a hop
-# to a worker thread, which would also fight the loop for the GIL. It never waits for a lock
-# (busy_timeout=0): a locked database raises Busy and the caller sleeps without blocking the loop.
-_writers: dict[str, sqlite3.Connection] = {}
+# A program is a few index lookups and writes (well under a millisecond): cheaper than a hop
+# to a worker thread, which would also fight the loop for the GIL. The programs that arrive
+# within one loop iteration share one transaction (group commit; each in its own savepoint),
+# and their callers hear back only after the COMMIT. The writer never waits for SQLite's lock
+# (busy_timeout=0): while another connection holds it, the batch is retried later.
 _BUSY_BACKOFF = [0.001 * 2**i for i in range(8)] + [0.2] * 50
 
 
-def _sqlite_writer(client: BaseDBAsyncClient) -> sqlite3.Connection | None:
+class _GroupWriter:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.pending: list[tuple[Callable[[], Program[Any]], asyncio.Future[Any]]] = []
+        self.busy_tries = 0
+        self.scheduled = False
+
+    def submit(self, make: Callable[[], Program[Any]]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self.pending.append((make, future))
+        if not self.scheduled:
+            self.scheduled = True
+            loop.call_soon(self.flush)
+        return future
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")  # the write lock now: no upgrade, no deadlock
+        except sqlite3.OperationalError as exc:
+            self._retry_later(batch, exc)
+            return
+        self.busy_tries = 0
+        outcomes = [(future, *self._run_one(make)) for make, future in batch]
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self.conn.execute("ROLLBACK")
+            outcomes = [(future, None, exc) for future, _, _ in outcomes]
+        for future, value, error in outcomes:
+            if not future.done():
+                future.set_exception(error) if error else future.set_result(value)
+        self._next_batch()
+
+    def _run_one(self, make: Callable[[], Program[Any]]) -> tuple[Any, BaseException | None]:
+        self.conn.execute("SAVEPOINT program")
+        try:
+            value = _drive(self.conn, make)
+        except Exception as exc:
+            self.conn.execute("ROLLBACK TO program")
+            self.conn.execute("RELEASE program")
+            if isinstance(exc, sqlite3.IntegrityError):
+                return None, RaceLost(str(exc))
+            return None, exc
+        self.conn.execute("RELEASE program")
+        return value, None
+
+    def _retry_later(self, batch: list[Any], exc: Exception) -> None:
+        self.pending = batch + self.pending
+        if self.busy_tries >= len(_BUSY_BACKOFF):
+            self.busy_tries, failed, self.pending = 0, self.pending, []
+            for _, future in failed:
+                if not future.done():
+                    future.set_exception(Busy(f"the SQLite database stayed locked: {exc}"))
+            self._next_batch()
+            return
+        delay = _BUSY_BACKOFF[self.busy_tries]
+        self.busy_tries += 1
+        asyncio.get_running_loop().call_later(delay, self.flush)
+
+    def _next_batch(self) -> None:
+        self.scheduled = bool(self.pending)
+        if self.pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+
+
+_writers: dict[str, _GroupWriter] = {}
+
+
+def _sqlite_writer(client: BaseDBAsyncClient) -> _GroupWriter | None:
     filename = str(getattr(client, "filename", ":memory:"))
     if filename == ":memory:" or "mode=memory" in filename:
         return None
-    conn = _writers.get(filename)
-    if conn is None:
+    writer = _writers.get(filename)
+    if writer is None:
         conn = sqlite3.connect(filename, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         for pragma, value in getattr(client, "pragmas", {}).items():
             if pragma != "busy_timeout":
                 conn.execute(f"PRAGMA {pragma}={value}")
         conn.execute("PRAGMA busy_timeout=0")
-        _writers[filename] = conn
-    return conn
+        conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: the indexes of a million cards
+        writer = _writers[filename] = _GroupWriter(conn)
+    return writer
 
 
 def _close_writers() -> None:
-    for conn in _writers.values():
-        conn.close()
+    for writer in _writers.values():
+        writer.conn.close()
     _writers.clear()
 
 
-def _run_sqlite(conn: sqlite3.Connection, make: Callable[[], Program[T]]) -> T:
-    try:
-        conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no lock upgrade, no deadlock
-    except sqlite3.OperationalError as exc:
-        raise Busy(str(exc)) from None
-    try:
-        program = make()
-        stmt = next(program)
-        while True:
-            rows = conn.execute(stmt.sql, stmt.params).fetchall()
+def _drive(conn: sqlite3.Connection, make: Callable[[], Program[T]]) -> T:
+    """Run a program's statements on a connection already inside a transaction."""
+    program = make()
+    stmt = next(program)
+    while True:
+        rows = conn.execute(stmt.sql, stmt.params).fetchall()
+        try:
             stmt = program.send(rows)
-    except StopIteration as done:
-        conn.execute("COMMIT")
-        return cast(T, done.value)
+        except StopIteration as done:
+            return cast(T, done.value)
+
+
+def _run_sqlite(conn: sqlite3.Connection, make: Callable[[], Program[T]]) -> T:
+    """One program as one transaction (Tortoise's own connection, for in-memory databases)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        value = _drive(conn, make)
     except sqlite3.IntegrityError as exc:
         conn.execute("ROLLBACK")
         raise RaceLost(str(exc)) from None
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    conn.execute("COMMIT")
+    return value
 
 
 async def _run_asyncpg(client: BaseDBAsyncClient, make: Callable[[], Program[T]]) -> T:

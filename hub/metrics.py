@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
     def __init__(self) -> None:
+        self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry()
         self.http_requests = Counter(
             "hub_http_requests", "HTTP requests answered", ["route", "method", "status"],
@@ -26,6 +29,17 @@ class Metrics:
         )
         self.online = Gauge("hub_managers_online", "Managers connected to the live stream",
                             registry=self.registry)
+
+    def http(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        """The request counter and timer of a route (labelled children cached: a hot path)."""
+        key = (route, method, status)
+        pair = self._http.get(key)
+        if pair is None:
+            pair = self._http[key] = (
+                self.http_requests.labels(route, method, str(status)),
+                self.http_latency.labels(route),
+            )
+        return pair
 
     def render(self) -> bytes:
         """The text exposition format."""

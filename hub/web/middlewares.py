@@ -78,8 +78,9 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         info = request.match_info.route.resource
         route = info.canonical if info is not None else "unmatched"
         metrics = request.app[METRICS]
-        metrics.http_requests.labels(route, request.method, str(status)).inc()
-        metrics.http_latency.labels(route).observe(time.perf_counter() - start)
+        counter, timer = metrics.http(route, request.method, status)
+        counter.inc()
+        timer.observe(time.perf_counter() - start)
 
 
 @web.middleware

@@ -79,3 +79,31 @@ async def test_an_unopenable_sqlite_path_is_a_clear_error_not_a_hang(tmp_path: o
     with pytest.raises(ConfigError, match="cannot open SQLite file"):
         await asyncio.wait_for(db.init_db(f"sqlite://{tmp_path}/missing/dir/hub.db"), 10)
     await db.close_db()
+
+
+async def test_programs_arriving_together_share_a_commit_but_fail_alone(tmp_path: object) -> None:
+    await db.init_db(f"sqlite://{tmp_path}/hub.db")
+    try:
+
+        def note(text: str, fail: bool = False) -> db.Program[int]:
+            rows = yield db.Stmt(
+                "INSERT INTO manager (name, role, is_active, created_at) "
+                "VALUES (?, 'manager', 1, '2026-01-01 00:00:00+00:00') RETURNING id",
+                (text,),
+            )
+            if fail:
+                raise ValueError("this program fails after writing")
+            return int(rows[0]["id"])
+
+        results = await asyncio.gather(
+            *(db.run_program(lambda i=i: note(f"m{i}", fail=i == 3)) for i in range(8)),
+            return_exceptions=True,
+        )
+        assert isinstance(results[3], ValueError)
+        assert all(isinstance(r, int) for i, r in enumerate(results) if i != 3)
+        from hub.models import Manager
+
+        names = sorted(await Manager.all().values_list("name", flat=True))
+        assert names == [f"m{i}" for i in range(8) if i != 3]  # only the failing one rolled back
+    finally:
+        await db.close_db()
