@@ -100,6 +100,8 @@ def _like(needle: str) -> str:
 # A common fragment ("ова", "gmail") matches a large share of a million cards: collecting every
 # match through the text index and sorting them costs up to a second. The newest cards are
 # scanned first; when they hold a full page, it is exactly the first page of the whole list.
+# (Asking the index first how many cards match does not help: FTS5 reads a trigram's whole
+# posting list before the first row, ~130 ms for a common one at 1M.)
 WINDOW = 20_000
 
 
