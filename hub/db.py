@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import BaseDBAsyncClient, Tortoise, connections
 
-from hub.errors import ConfigError
+from hub.errors import BusyError, ConfigError
 
 log = logging.getLogger("hub.db")
 T = TypeVar("T")
@@ -150,8 +150,8 @@ def pg_sql(sql: str) -> str:
     return "".join(p + (f"${i}" if i < len(parts) else "") for i, p in enumerate(parts, 1))
 
 
-class Busy(Exception):
-    """Another connection holds SQLite's write lock; try again shortly."""
+class Busy(BusyError):
+    """Another connection held SQLite's write lock for too long; the request may be retried."""
 
 
 async def run_program(make: Callable[[], Program[T]]) -> T:

@@ -12,7 +12,8 @@ HubError                  base; `status` and `code` say how it reaches a client
 ├── ValidationError       well-formed but invalid                         422
 ├── TooLargeError         body over the configured limit                  413
 ├── MediaTypeError        wrong Content-Type                              415
-└── DeliveryError         an outbound send failed; `retryable` says whether to try again  502
+├── DeliveryError         an outbound send failed; `retryable` says whether to try again  502
+└── BusyError             the database stayed locked; the caller should retry soon         503
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ class TooLargeError(HubError):
 class MediaTypeError(HubError):
     status = 415
     code = "unsupported_media_type"
+
+
+class BusyError(HubError):
+    status = 503
+    code = "busy"
 
 
 class DeliveryError(HubError):

@@ -230,3 +230,26 @@ async def test_live_events_carry_the_hub_card_never_the_payload(
     await email(app_client, b"From: anna@example.com\r\nMessage-ID: <l1@x>\r\n\r\nhi")
     assert (await ws.receive_json(timeout=5))["type"] == "message.in"
     await ws.close()
+
+
+async def test_a_database_locked_too_long_answers_503_and_the_retry_lands(
+    app_client: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's write lock")
+    import sqlite3
+
+    from hub import db
+
+    monkeypatch.setattr(db, "_BUSY_BACKOFF", [0.001, 0.002, 0.004])
+    other = sqlite3.connect(database_url.removeprefix("sqlite://"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process keeps the database locked
+    try:
+        resp = await post_call(app_client, call_body("ringing", "locked"))
+        assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+        assert (await resp.json())["error"]["code"] == "busy"
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    retry = await post_call(app_client, call_body("ringing", "locked"))
+    assert retry.status == 200 and (await retry.json())["created"] is True
