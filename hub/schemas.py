@@ -157,8 +157,9 @@ class MergeOut(BaseModel):
     undone_at: datetime | None
 
 
-class MergeResult(BaseModel):
-    client: ClientOut
+class MergeResult(ClientOut):
+    """The surviving card, as GET shows it, plus the merge record (its id undoes it)."""
+
     merge: MergeOut
 
 

@@ -98,7 +98,7 @@ async def merge_client(request: web.Request) -> web.Response:
     data = await read_body(request, MergeRequest)
     merge = await merges.merge_clients(path_id(request), data.other_id, current_manager(request))
     client = await clients.get_client(path_id(request))
-    return ok({"client": await clients.serialize(client), "merge": merges.serialize(merge)})
+    return ok({**await clients.serialize(client), "merge": merges.serialize(merge)})
 
 
 @routes.get(r"/api/clients/{id:\d+}/merges")
