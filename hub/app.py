@@ -12,7 +12,7 @@ from aiohttp import web
 from channels import build_registry
 from hub import db
 from hub.bus import Bus
-from hub.keys import BUS, METRICS, PIPELINE, REGISTRY, SETTINGS
+from hub.keys import BUS, INFLIGHT, METRICS, PIPELINE, REGISTRY, SETTINGS, Counter
 from hub.metrics import Metrics
 from hub.pipeline import IngestResult, Pipeline
 from hub.settings import Settings
@@ -31,6 +31,7 @@ def create_app(settings: Settings, *, manage_db: bool = True) -> web.Application
     app[REGISTRY] = build_registry(settings)  # settings errors surface here, at start-up
     app[METRICS] = Metrics()
     app[BUS] = Bus()
+    app[INFLIGHT] = Counter()
     app[PIPELINE] = pipeline = Pipeline(settings.phone_region)
     pipeline.hooks.append(_live_hook(app[BUS]))
     app.add_routes(api.routes)

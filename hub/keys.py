@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -21,3 +22,13 @@ BUS: web.AppKey[Bus] = web.AppKey("bus")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 MANAGER: web.RequestKey[Manager] = web.RequestKey("manager")
+
+
+@dataclass(slots=True)
+class Counter:
+    """A mutable count kept in the app (webhook deliveries in progress)."""
+
+    count: int = 0
+
+
+INFLIGHT: web.AppKey[Counter] = web.AppKey("inflight")

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from channels import ADAPTERS
 from channels.base import Adapter, InboundRequest
-from hub.errors import HubError, MediaTypeError, NotFoundError, SignatureError
-from hub.keys import METRICS, PIPELINE, REGISTRY, SETTINGS
+from hub.errors import BusyError, HubError, MediaTypeError, NotFoundError, SignatureError
+from hub.keys import INFLIGHT, METRICS, PIPELINE, REGISTRY, SETTINGS
 
 log = logging.getLogger("hub.web.webhooks")
 
@@ -27,7 +27,17 @@ def _view(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         adapter = request.app[REGISTRY].get(name)
         if adapter is None:
             raise NotFoundError(f"{name} is not configured on this hub")
-        return await handle_webhook(request, adapter)
+        inflight = request.app[INFLIGHT]
+        if inflight.count >= request.app[SETTINGS].max_inflight_webhooks:
+            # shed load early: a provider retries a 503, and a bounded queue keeps the
+            # deliveries already admitted fast instead of slowing every one of them down
+            request.app[METRICS].webhook_rejected.labels(name, "busy").inc()
+            raise BusyError("too many deliveries in progress; retry shortly")
+        inflight.count += 1
+        try:
+            return await handle_webhook(request, adapter)
+        finally:
+            inflight.count -= 1
 
     handle.__name__ = f"webhook_{name}"
     return handle

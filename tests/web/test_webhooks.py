@@ -253,3 +253,32 @@ async def test_a_database_locked_too_long_answers_503_and_the_retry_lands(
         other.close()
     retry = await post_call(app_client, call_body("ringing", "locked"))
     assert retry.status == 200 and (await retry.json())["created"] is True
+
+
+async def test_past_the_inflight_limit_deliveries_get_503_and_nothing_is_stored(
+    make_client: Any,
+) -> None:
+    import asyncio
+
+    from hub.keys import PIPELINE
+
+    client = await make_client(max_inflight_webhooks=1)
+    pipeline = client.server.app[PIPELINE]
+    release = asyncio.Event()
+    real_ingest = pipeline.ingest
+
+    async def slow_ingest(event: Any) -> Any:
+        await release.wait()
+        return await real_ingest(event)
+
+    pipeline.ingest = slow_ingest
+    first = asyncio.create_task(post_call(client, call_body("ringing", "one")))
+    await asyncio.sleep(0.05)
+    shed = await post_call(client, call_body("ringing", "two", phone="+79161112233"))
+    assert shed.status == 503 and shed.headers["Retry-After"] == "1"
+    assert (await shed.json())["error"]["code"] == "busy"
+    release.set()
+    assert (await first).status == 200
+    assert await Client.all().count() == 1  # the shed delivery stored nothing
+    retry = await post_call(client, call_body("ringing", "two", phone="+79161112233"))
+    assert retry.status == 200 and (await retry.json())["created"] is True
