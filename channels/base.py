@@ -7,7 +7,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import SecretStr
 
@@ -34,15 +34,6 @@ class InboundRequest:
     query: Mapping[str, str]
     body: bytes
     remote: str | None = None
-
-    def json(self) -> Any:
-        """The body as JSON; PayloadError when it is not."""
-        from hub.errors import PayloadError
-
-        try:
-            return json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PayloadError(f"body is not valid JSON: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

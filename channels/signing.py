@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hmac
 
 from hub.errors import SignatureError
@@ -11,11 +10,6 @@ from hub.errors import SignatureError
 def hmac_hex(key: str | bytes, message: bytes, digest: str = "sha256") -> str:
     """Hex HMAC of a message."""
     return hmac.new(_bytes(key), message, digest).hexdigest()
-
-
-def hmac_b64(key: str | bytes, message: bytes, digest: str = "sha1") -> str:
-    """Base64 HMAC of a message."""
-    return base64.b64encode(hmac.new(_bytes(key), message, digest).digest()).decode()
 
 
 def require_equal(expected: str, given: str | None) -> None:

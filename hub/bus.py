@@ -14,9 +14,8 @@ QUEUE_SIZE = 256
 class Subscription:
     """One connected manager's queue of events."""
 
-    def __init__(self, manager_id: int, role: str) -> None:
+    def __init__(self, manager_id: int) -> None:
         self.manager_id = manager_id
-        self.role = role
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
 
 
@@ -26,8 +25,8 @@ class Bus:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
 
-    def subscribe(self, manager_id: int, role: str) -> Subscription:
-        sub = Subscription(manager_id, role)
+    def subscribe(self, manager_id: int) -> Subscription:
+        sub = Subscription(manager_id)
         self._subs.add(sub)
         return sub
 

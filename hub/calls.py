@@ -64,7 +64,7 @@ def derive(events: dict[str, dict[str, Any]], direction: str) -> CallView:
     state = max(states, key=_RANK.__getitem__) if states else CallState.RINGING
     outcome = events.get("call.ended", {}).get("outcome")
     answered = "call.answered" in events or outcome == CallOutcome.ANSWERED
-    status = _status(state, outcome, answered, direction)
+    status = _status(state, outcome, answered)
     times = [datetime.fromisoformat(e["at"]) for e in events.values()]
     return CallView(
         state=state.value,
@@ -87,8 +87,7 @@ def _outcome(state: CallState, outcome: str | None, answered: bool) -> str | Non
     return CallOutcome.ANSWERED.value if answered else (outcome or CallOutcome.MISSED.value)
 
 
-def _status(state: CallState, outcome: str | None, answered: bool, direction: str) -> str:
-    del direction  # both directions read the same; kept for providers that differ
+def _status(state: CallState, outcome: str | None, answered: bool) -> str:
     if state == CallState.RINGING:
         return "ringing"
     if state == CallState.ANSWERED:

@@ -26,6 +26,7 @@ class HubError(Exception):
 
     status = 500
     code = "internal_error"
+    headers: dict[str, str] = {}  # e.g. Retry-After on 503
 
     def __init__(self, message: str = "", **extra: Any) -> None:
         super().__init__(message or self.code)
@@ -89,6 +90,7 @@ class MediaTypeError(HubError):
 class BusyError(HubError):
     status = 503
     code = "busy"
+    headers = {"Retry-After": "1"}  # providers and clients retry; tell them when
 
 
 class DeliveryError(HubError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,7 +44,6 @@ class IngestResult:
     client: dict[str, Any] | None = None
     call_status_before: str | None = None
     call_status: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def reply(self) -> dict[str, Any]:
         """The contract's webhook answer."""

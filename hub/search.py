@@ -11,7 +11,7 @@ from typing import Any
 from tortoise import BaseDBAsyncClient, connections
 
 from hub import identity
-from hub.db import is_postgres
+from hub.db import is_postgres, pg_sql
 from hub.identity import Kind
 from hub.models import Client
 from hub.timeline import decode_keyset, encode_cursor
@@ -30,13 +30,6 @@ class Sql:
     def add(self, clause: str, *params: Any) -> None:
         self.where.append(clause)
         self.params.extend(params)
-
-
-def _dialect(sql: str, conn: BaseDBAsyncClient) -> str:
-    if not is_postgres(conn):
-        return sql
-    parts = sql.split("?")
-    return "".join(p + (f"${i}" if i < len(parts) else "") for i, p in enumerate(parts, 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +130,10 @@ async def list_clients(
     return page, encode_cursor(page[-1].activity_at, page[-1].id) if more else None
 
 
+def _sql(sql: str, conn: BaseDBAsyncClient) -> str:
+    return pg_sql(sql) if is_postgres(conn) else sql
+
+
 _ORDER = "ORDER BY {t}.activity_at DESC, {t}.id DESC"
 
 
@@ -146,7 +143,7 @@ async def _select_ids(conn: BaseDBAsyncClient, sql: Sql, limit: int) -> list[int
         f"SELECT c.id FROM client c WHERE {' AND '.join(sql.where)} "  # noqa: S608
         f"{_ORDER.format(t='c')} LIMIT {int(limit) + 1}"
     )
-    _, rows = await conn.execute_query(_dialect(query, conn), sql.params)
+    _, rows = await conn.execute_query(_sql(query, conn), sql.params)
     return [int(r["id"]) for r in rows]
 
 
@@ -159,5 +156,5 @@ async def _newest_window(
         f"WHERE {' AND '.join(sql.where)} {_ORDER.format(t='c')} LIMIT {WINDOW}) w "
         f"WHERE {match.scan} {_ORDER.format(t='w')} LIMIT {int(limit) + 1}"
     )
-    _, rows = await conn.execute_query(_dialect(query, conn), [*sql.params, *match.scan_params])
+    _, rows = await conn.execute_query(_sql(query, conn), [*sql.params, *match.scan_params])
     return [int(r["id"]) for r in rows] if len(rows) > limit else None

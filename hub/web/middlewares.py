@@ -44,9 +44,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except HubError as exc:
         if exc.status >= 500:
             log.error("%s %s failed: %s", request.method, request.path, exc.code)
-        if exc.status == 503:  # providers and clients retry; tell them when
-            return error_response(503, exc.code, exc.message, {"Retry-After": "1"})
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        return error_response(exc.status, exc.code, exc.message, exc.headers or None, **exc.extra)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

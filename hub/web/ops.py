@@ -40,7 +40,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
     bus, gauge = request.app[BUS], request.app[METRICS].online
-    sub = bus.subscribe(manager.id, str(manager.role))
+    sub = bus.subscribe(manager.id)
     gauge.set(bus.online)
     reader = asyncio.create_task(_drain(ws))
     try:
