@@ -199,16 +199,24 @@ class _GroupWriter:
             self._retry_later(batch, exc)
             return
         self.busy_tries = 0
-        outcomes = [(future, *self._run_one(make)) for make, future in batch]
         try:
+            outcomes = [(future, *self._run_one(make)) for make, future in batch]
             self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self.conn.execute("ROLLBACK")
-            outcomes = [(future, None, exc) for future, _, _ in outcomes]
+        except Exception as exc:
+            # the transaction machinery itself failed (savepoint, commit, disk): nothing of
+            # the batch is stored, every caller hears so, and the next batch starts clean
+            self._rollback()
+            outcomes = [(future, None, exc) for _, future in batch]
         for future, value, error in outcomes:
             if not future.done():
                 future.set_exception(error) if error else future.set_result(value)
         self._next_batch()
+
+    def _rollback(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.exception("rollback after a failed batch failed too")
 
     def _run_one(self, make: Callable[[], Program[Any]]) -> tuple[Any, BaseException | None]:
         self.conn.execute("SAVEPOINT program")

@@ -116,3 +116,32 @@ async def test_programs_arriving_together_share_a_commit_but_fail_alone(tmp_path
         assert names == [f"m{i}" for i in range(8) if i != 3]  # only the failing one rolled back
     finally:
         await db.close_db()
+
+
+@sqlite_only
+async def test_a_failing_commit_machinery_fails_the_batch_and_the_writer_goes_on(
+    tmp_path: object,
+) -> None:
+    await db.init_db(f"sqlite://{tmp_path}/hub.db")
+    try:
+        pipeline = Pipeline("RU")
+        await pipeline.ingest(ringing("warm-up"))  # opens the writer
+        [writer] = db._writers.values()
+        real = writer.conn
+
+        class Broken:
+            """The connection, with the savepoint statement failing like a full disk."""
+
+            def execute(self, sql: str, *args: object) -> object:
+                if sql.startswith("SAVEPOINT"):
+                    raise sqlite3.OperationalError("disk I/O error")
+                return real.execute(sql, *args)
+
+        writer.conn = Broken()  # type: ignore[assignment]
+        with pytest.raises(sqlite3.OperationalError):
+            await asyncio.wait_for(pipeline.ingest(ringing("lost?")), 5)
+        writer.conn = real
+        again = await asyncio.wait_for(pipeline.ingest(ringing("lost?")), 5)
+        assert not again.duplicate  # the failed batch stored nothing, so the retry lands
+    finally:
+        await db.close_db()
