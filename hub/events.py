@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 
 def utc(value: datetime) -> datetime:
     """An aware UTC time (naive values are taken as UTC): every stored time is UTC, so that
     times compare and sort the same on SQLite, where they are text, as on PostgreSQL."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, tuple):
+        return tuple(_without_nul(v) for v in value)
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
+
+
+def _normalize(event: Any) -> None:
+    """Make an event storable as built: times in UTC, text without NUL characters (JSON and
+    MIME can carry U+0000, PostgreSQL text cannot; refusing the event would make a provider
+    retry it forever)."""
+    for f in fields(event):
+        value = getattr(event, f.name)
+        clean = utc(value) if isinstance(value, datetime) else _without_nul(value)
+        if clean is not value:
+            object.__setattr__(event, f.name, clean)
 
 
 class CallState(StrEnum):
@@ -44,6 +66,9 @@ class Party:
     extra_emails: tuple[str, ...] = ()
     extra_phones: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        _normalize(self)
+
 
 @dataclass(frozen=True, slots=True)
 class CallEvent:
@@ -62,7 +87,7 @@ class CallEvent:
     recording_url: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "occurred_at", utc(self.occurred_at))
+        _normalize(self)
 
     @property
     def dedupe_key(self) -> tuple[str, str, str]:
@@ -74,6 +99,9 @@ class Attachment:
     name: str
     content_type: str
     size: int
+
+    def __post_init__(self) -> None:
+        _normalize(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +120,7 @@ class MessageEvent:
     fields: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "occurred_at", utc(self.occurred_at))
+        _normalize(self)
 
     @property
     def dedupe_key(self) -> tuple[str, str, str]:

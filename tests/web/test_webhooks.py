@@ -282,3 +282,24 @@ async def test_past_the_inflight_limit_deliveries_get_503_and_nothing_is_stored(
     assert await Client.all().count() == 1  # the shed delivery stored nothing
     retry = await post_call(client, call_body("ringing", "two", phone="+79161112233"))
     assert retry.status == 200 and (await retry.json())["created"] is True
+
+
+async def test_nul_characters_in_provider_text_are_dropped_not_a_500(
+    app_client: Any, manager: Any
+) -> None:
+    # JSON and MIME can carry U+0000, PostgreSQL text cannot: the event must still land
+    body = call_body("ringing", "nul\u0000id", phone="+7 912\u0000 345-67-89", extension="1\u00000")
+    resp = await post_call(app_client, body)
+    assert resp.status == 200
+    client_id = (await resp.json())["client_id"]
+    assert client_id is not None  # the phone still matched
+    assert (await (await post_call(app_client, body)).json())["duplicate"] is True
+    raw = (
+        b"From: Iv\x00an <ivan@example.com>\r\nMessage-ID: <m\x00@x>\r\n"
+        b"Subject: hi\x00 there\r\n\r\nbody\x00 text"
+    )
+    mail = await email(app_client, raw)
+    assert mail.status == 200
+    entry = await Interaction.get(kind="email")
+    assert entry.text == "body text" and entry.meta["subject"] == "hi there"
+    assert "\x00" not in entry.external_id
