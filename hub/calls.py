@@ -122,7 +122,8 @@ def find_call(event: CallEvent) -> Stmt:
     """The stored call (locked on PostgreSQL) with its card and the card's manager."""
     return Stmt(
         "SELECT k.id AS k_id, k.direction AS k_direction, k.events AS k_events, "  # noqa: S608
-        f"k.interaction_id AS k_interaction, k.remote_phone AS k_phone, {CLIENT_COLUMNS} "
+        "k.interaction_id AS k_interaction, k.remote_phone AS k_phone, k.client_id AS k_client, "
+        f"{CLIENT_COLUMNS} "
         f"FROM call k LEFT JOIN client c ON c.id = k.client_id {MANAGER_JOIN} "
         "WHERE k.source = ? AND k.call_id = ?",
         (event.source, event.call_id),
@@ -152,7 +153,7 @@ def apply_event(
         "UPDATE interaction SET occurred_at = ?, status = ?, meta = ?, updated_at = ? WHERE id = ?",
         (after.started_at, after.status, to_json(meta), when, found["k_interaction"]),
     )
-    entry = _entry(found["k_interaction"], found["c_id"], event, direction, after, meta)
+    entry = _entry(found["k_interaction"], client_id, event, direction, after, meta)
     return CallChange(entry, before, after, direction)
 
 

@@ -23,9 +23,13 @@ TEXT_KINDS = (Kind.EMAIL, Kind.TELEGRAM_USERNAME)
 CLIENT_COLUMNS = (
     "c.id AS c_id, c.name AS c_name, c.status AS c_status, c.manager_id AS c_manager_id, "
     "c.last_interaction_at AS c_last, c.activity_at AS c_activity, "
-    "m.name AS m_name, m.extension AS m_extension"
+    "c.merged_into_id AS c_merged, m.name AS m_name, m.extension AS m_extension"
 )
 MANAGER_JOIN = "LEFT JOIN manager m ON m.id = c.manager_id"
+# A merge holds FOR UPDATE on both cards while it moves their rows; an ingest that is about to
+# write onto a card holds FOR SHARE on it. Whichever comes second waits, so an entry never
+# lands on a card after the merge has moved that card's entries away.
+SHARE_CARD = " FOR SHARE OF c"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,7 @@ class ClientRef:
     last_interaction_at: datetime | None
     activity_at: datetime
     manager: dict[str, Any] | None
+    merged_into: int | None = None
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "status": self.status}
@@ -71,7 +76,35 @@ def client_ref(row: Row) -> ClientRef | None:
     return ClientRef(
         id=int(row["c_id"]), name=row["c_name"], status=row["c_status"], manager_id=manager_id,
         last_interaction_at=as_datetime(row["c_last"]), activity_at=activity, manager=manager,
+        merged_into=row["c_merged"],
     )
+
+
+def card(client_id: int) -> Program[ClientRef | None]:
+    """A card by id, locked against a concurrent merge, followed to where it lives now."""
+    rows = yield Stmt(
+        f"SELECT {CLIENT_COLUMNS} FROM client c {MANAGER_JOIN} WHERE c.id = ?",  # noqa: S608
+        (client_id,),
+        pg_suffix=SHARE_CARD,
+    )
+    found = client_ref(rows[0]) if rows else None
+    return (yield from live_card(found)) if found else None
+
+
+def live_card(client: ClientRef) -> Program[ClientRef]:
+    """The card itself or, when it was merged away meanwhile, the card it lives on in now."""
+    seen = {client.id}
+    while client.merged_into is not None and client.merged_into not in seen:
+        seen.add(client.merged_into)
+        rows = yield Stmt(
+            f"SELECT {CLIENT_COLUMNS} FROM client c {MANAGER_JOIN} WHERE c.id = ?",  # noqa: S608
+            (client.merged_into,),
+            pg_suffix=SHARE_CARD,
+        )
+        if not rows:
+            break
+        client = client_ref(rows[0]) or client
+    return client
 
 
 def party_keys(party: Party, region: str) -> Keys:
@@ -116,12 +149,14 @@ def match_or_create(keys: Keys, when: datetime) -> Program[tuple[ClientRef, bool
         f"SELECT i.kind AS i_kind, i.value AS i_value, {CLIENT_COLUMNS} FROM identity i "  # noqa: S608
         f"JOIN client c ON c.id = i.client_id {MANAGER_JOIN} WHERE {where}",
         tuple(p for key in keys.items for p in (key[0].value, key[1])),
+        pg_suffix=SHARE_CARD,
     )
     owners = {(Kind(r["i_kind"]), r["i_value"]): r for r in rows}
     for key in keys.items:
         if key in owners:
-            client = client_ref(owners[key])
-            assert client is not None
+            found = client_ref(owners[key])
+            assert found is not None
+            client = yield from live_card(found)
             yield from _attach(client, [k for k in keys.items if k not in owners], when)
             return client, False
     return (yield from _create(keys, when)), True

@@ -22,6 +22,7 @@ from hub.matching import (
     CLIENT_COLUMNS,
     MANAGER_JOIN,
     ClientRef,
+    card,
     client_ref,
     match_or_create,
     party_keys,
@@ -110,6 +111,9 @@ class Pipeline:
         phone = None
         if found:  # a known call already has its card: no need to match again
             client = client_ref(found[0])
+            if client and (client.merged_into or client.id != found[0]["k_client"]):
+                # a merge moved the call while this ingest waited for its lock
+                client = yield from card(found[0]["k_client"])
         elif keys := party_keys(event.remote, self.region):
             client, result.created = yield from match_or_create(keys, when)
             phone = keys.first(Kind.PHONE)

@@ -261,3 +261,63 @@ async def test_a_failing_hook_never_fails_the_ingest(pipeline: Pipeline) -> None
     assert result.client_id is not None and len(seen) == 1
     await pipeline.ingest(call(CallState.RINGING))
     assert len(seen) == 1  # duplicates run no hooks
+
+
+async def _merged_away(pipeline: Pipeline) -> tuple[int, int]:
+    """Card A (by phone) marked merged into card B (by e-mail), its rows not yet moved:
+    what an ingest sees when it read A just before a merge committed."""
+    a = (await pipeline.ingest(call(CallState.RINGING, "c1"))).client_id
+    b = (await pipeline.ingest(message("<b@x>", "boris@example.com"))).client_id
+    assert a is not None and b is not None
+    await Client.filter(id=a).update(merged_into_id=b)
+    return a, b
+
+
+async def test_a_new_entry_for_a_merged_away_card_lands_on_the_live_card(
+    pipeline: Pipeline,
+) -> None:
+    a, b = await _merged_away(pipeline)
+    result = await pipeline.ingest(call(CallState.RINGING, "c2"))
+    assert result.client_id == b and not result.created
+    assert await Interaction.filter(client_id=b, kind="call").count() == 1
+
+
+async def test_a_known_call_of_a_merged_away_card_lands_on_the_live_card(
+    pipeline: Pipeline,
+) -> None:
+    a, b = await _merged_away(pipeline)
+    result = await pipeline.ingest(
+        call(CallState.ENDED, "c1", seconds=9, outcome=CallOutcome.MISSED)
+    )
+    assert result.client_id == b
+    assert await Reminder.filter(client_id=b).count() == 1
+    assert await Reminder.filter(client_id=a).count() == 0
+
+
+async def test_an_ingest_waits_for_a_merge_in_progress_and_follows_it(
+    pipeline: Pipeline, is_pg: bool, database_url: str
+) -> None:
+    if not is_pg:
+        pytest.skip("row locks: SQLite serializes whole transactions instead")
+    import asyncpg
+
+    a = (await pipeline.ingest(call(CallState.RINGING, "c1"))).client_id
+    b = (await pipeline.ingest(message("<b@x>", "boris@example.com"))).client_id
+    merging = await asyncpg.connect(database_url)
+    try:
+        tx = merging.transaction()
+        await tx.start()
+        await merging.execute("SELECT id FROM client WHERE id IN ($1, $2) FOR UPDATE", a, b)
+        ingest = asyncio.create_task(pipeline.ingest(call(CallState.RINGING, "c2")))
+        await asyncio.sleep(0.3)
+        assert not ingest.done()  # queued behind the merge's lock
+        await merging.execute("UPDATE identity SET client_id = $1 WHERE client_id = $2", b, a)
+        await merging.execute("UPDATE call SET client_id = $1 WHERE client_id = $2", b, a)
+        await merging.execute("UPDATE interaction SET client_id = $1 WHERE client_id = $2", b, a)
+        await merging.execute("UPDATE client SET merged_into_id = $1 WHERE id = $2", b, a)
+        await tx.commit()
+        result = await asyncio.wait_for(ingest, 10)
+    finally:
+        await merging.close()
+    assert result.client_id == b
+    assert await Interaction.filter(client_id=a).count() == 0
