@@ -38,18 +38,26 @@ def identity_keys(
     """Normalize what a manager typed; 422 naming the first value that is not valid."""
     keys: dict[tuple[Kind, str], None] = {}
     for raw in phones:
-        value = identity.normalize_phone(raw, region)
-        if value is None:
-            raise ValidationError(f"phones: {raw!r} is not a valid phone number", field="phones")
-        keys[(Kind.PHONE, value)] = None
+        keys[_phone_key(raw, region, "phones")] = None
     for raw in emails:
-        value = identity.normalize_email(raw)
-        if value is None:
-            raise ValidationError(f"emails: {raw!r} is not a valid e-mail address", field="emails")
-        keys[(Kind.EMAIL, value)] = None
+        keys[_email_key(raw, "emails")] = None
     for handle in telegram:
         keys[_telegram_key(handle)] = None
     return list(keys)
+
+
+def _phone_key(raw: str, region: str, field: str) -> tuple[Kind, str]:
+    value = identity.normalize_phone(raw, region)
+    if value is None:
+        raise ValidationError(f"{field}: {raw!r} is not a valid phone number", field=field)
+    return (Kind.PHONE, value)
+
+
+def _email_key(raw: str, field: str) -> tuple[Kind, str]:
+    value = identity.normalize_email(raw)
+    if value is None:
+        raise ValidationError(f"{field}: {raw!r} is not a valid e-mail address", field=field)
+    return (Kind.EMAIL, value)
 
 
 def _telegram_key(raw: int | str) -> tuple[Kind, str]:
@@ -202,15 +210,9 @@ def _lookup_key(
     region: str, phone: str | None, email: str | None, telegram: str | None
 ) -> tuple[Kind, str]:
     if phone is not None:
-        value = identity.normalize_phone(phone, region)
-        if value is None:
-            raise ValidationError(f"phone: {phone!r} is not a valid phone number", field="phone")
-        return (Kind.PHONE, value)
+        return _phone_key(phone, region, "phone")
     if email is not None:
-        value = identity.normalize_email(email)
-        if value is None:
-            raise ValidationError(f"email: {email!r} is not a valid e-mail address", field="email")
-        return (Kind.EMAIL, value)
+        return _email_key(email, "email")
     if telegram is not None:
         return _telegram_key(telegram)
     raise ValidationError("give one of phone, email or telegram", field="phone")
