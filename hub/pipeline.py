@@ -24,6 +24,7 @@ from hub.matching import (
     ClientRef,
     card,
     client_ref,
+    live_card,
     match_or_create,
     party_keys,
 )
@@ -181,5 +182,6 @@ def _duplicate(event: HubEvent) -> Program[IngestResult]:
         f"{MANAGER_JOIN} WHERE x.source = ? AND x.{key_col} = ?",
         (event.source, key),
     )
-    result.describe(client_ref(rows[0]) if rows else None)
+    client = client_ref(rows[0]) if rows else None
+    result.describe((yield from live_card(client)) if client else None)
     return result

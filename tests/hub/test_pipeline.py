@@ -321,3 +321,9 @@ async def test_an_ingest_waits_for_a_merge_in_progress_and_follows_it(
         await merging.close()
     assert result.client_id == b
     assert await Interaction.filter(client_id=a).count() == 0
+
+
+async def test_a_redelivery_answers_with_the_live_card(pipeline: Pipeline) -> None:
+    a, b = await _merged_away(pipeline)
+    again = await pipeline.ingest(call(CallState.RINGING, "c1"))
+    assert again.duplicate and again.client_id == b
