@@ -10,11 +10,19 @@ import pydantic
 from channels.base import Adapter
 from channels.email import EmailAdapter
 from channels.generic import GenericAdapter
+from channels.kamailio import KamailioAdapter
+from channels.mango import MangoAdapter
+from channels.twilio import TwilioAdapter
+from channels.zadarma import ZadarmaAdapter
 from hub.errors import ConfigError
 from hub.settings import Settings
 
 ADAPTERS: tuple[type[Adapter], ...] = (
     GenericAdapter,
+    ZadarmaAdapter,
+    MangoAdapter,
+    TwilioAdapter,
+    KamailioAdapter,
     EmailAdapter,
 )
 

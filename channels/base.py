@@ -9,8 +9,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from aiohttp import ClientSession
 from pydantic import SecretStr
 
+from hub.errors import NotFoundError
 from hub.events import HubEvent
 from hub.settings import Section
 
@@ -46,6 +48,31 @@ class WebhookReply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """The manager on whose behalf a call is placed."""
+
+    id: int
+    name: str
+    extension: str | None
+    phone: str | None  # E.164
+
+
+@dataclass(frozen=True, slots=True)
+class DialRequest:
+    """Click-to-call: ring the manager, then connect the client.
+
+    `token` is the hub's id for this click; a provider that can carry a value back in its
+    webhooks (a command id, a callback URL's query) returns it as CallEvent.correlation.
+    `webhook_url` is this adapter's public webhook URL (None when public_base_url is unset).
+    """
+
+    agent: Agent
+    number: str  # the client's phone, E.164
+    token: str
+    webhook_url: str | None = None
+
+
 class Adapter(ABC):
     """A webhook source. Subclasses declare the class attributes and implement verify/parse."""
 
@@ -60,6 +87,8 @@ class Adapter(ABC):
     paths: ClassVar[tuple[str, ...]]
     # request content types accepted (None: any)
     content_types: ClassVar[tuple[str, ...] | None] = None
+    # paths where the provider checks the URL with a GET before it sends events (see check)
+    check_paths: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: AdapterConfig, *, public_base_url: str | None = None) -> None:
         self.config = config
@@ -82,6 +111,31 @@ class Adapter(ABC):
         """The answer the provider expects; by default the contract's JSON for the first event."""
         body = results[0].reply() if results else {"ok": True}
         return WebhookReply(body=json.dumps(body).encode())
+
+    def check(self, request: InboundRequest) -> WebhookReply:
+        """Answer the provider's URL check (a GET on `check_paths`)."""
+        raise NotFoundError("this provider sends no URL check")
+
+    @property
+    def dials(self) -> bool:
+        """True when the adapter can place calls (it overrides dial)."""
+        return type(self).dial is not Adapter.dial
+
+    def serves(self, extension: str | None) -> bool:
+        """True when this provider places calls for that manager extension (setting
+        `extensions`; empty: every extension)."""
+        served: tuple[str, ...] = getattr(self.config, "extensions", ())
+        return not served or (extension is not None and extension in served)
+
+    def cannot_dial(self, agent: Agent) -> str | None:
+        """Why this provider cannot place a call for that manager (None: it can)."""
+        return None
+
+    async def dial(self, http: ClientSession, request: DialRequest) -> str | None:
+        """Ask the provider to place the call; its call id if the answer names one.
+        Raises DeliveryError (retryable or not) when the provider refuses or cannot be
+        reached, ValidationError when the manager or client lacks what the provider needs."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.config!r}>"

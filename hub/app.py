@@ -7,13 +7,15 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from channels import build_registry
-from hub import db
+from hub import clients, db
 from hub.bus import Bus
-from hub.keys import BUS, INFLIGHT, METRICS, PIPELINE, REGISTRY, SETTINGS, Counter
+from hub.keys import BUS, HTTP, INFLIGHT, METRICS, PIPELINE, REGISTRY, SETTINGS, Counter
 from hub.metrics import Metrics
+from hub.models import Client
 from hub.pipeline import IngestResult, Pipeline
 from hub.settings import Settings
 from hub.web import api, openapi, ops
@@ -40,7 +42,16 @@ def create_app(settings: Settings, *, manage_db: bool = True) -> web.Application
     setup_webhook_routes(app)
     if manage_db:
         app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_http_session)
     return app
+
+
+async def _http_session(app: web.Application) -> AsyncIterator[None]:
+    """One client session for provider APIs; every request has a deadline."""
+    timeout = aiohttp.ClientTimeout(total=15, connect=5)
+    async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session:
+        app[HTTP] = session
+        yield
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -52,21 +63,39 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 _CALL_EVENT = {"ringing": "call.ringing", "answered": "call.answered"}
 
 
+def screen_pop_targets(result: IngestResult) -> set[int] | None:
+    """Who sees a live event: the card's responsible manager and the manager whose extension
+    the call names; everyone (None) when the card is new, unassigned or unknown."""
+    if result.client is None or result.manager is None:
+        return None
+    targets = {int(result.manager["id"])}
+    if result.extension_manager_id is not None:
+        targets.add(result.extension_manager_id)
+    return targets
+
+
 def _live_hook(bus: Bus) -> Any:
     async def publish_live(result: IngestResult) -> None:
         """Tell online managers what just landed on a card (never the provider's payload)."""
+        if not bus.online:
+            return
         if result.call_status is not None:
             if result.call_status == result.call_status_before:
                 return  # e.g. a recording link arrived: nothing to pop up
             kind = _CALL_EVENT.get(result.call_status, "call.ended")
         else:
             kind = "message.in"
+        client = None
+        if result.client_id is not None:
+            # the card as the API shows it; it may have been merged or removed since
+            found = await Client.get_or_none(id=result.client_id)
+            client = await clients.serialize(found) if found else result.client
         bus.publish({
             "type": kind,
-            "client": result.client,
+            "client": client,
             "created": result.created,
             "manager": result.manager,
             "interaction": result.interaction,
-        })
+        }, screen_pop_targets(result))
 
     return publish_live

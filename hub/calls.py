@@ -4,7 +4,7 @@ their order, so duplicates and any arrival order give the same final state."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from hub.db import Program, Row, Stmt, as_json, to_json
@@ -14,7 +14,10 @@ from hub.timeline import entry_dict
 
 _RANK = {CallState.RINGING: 1, CallState.ANSWERED: 2, CallState.ENDED: 3}
 # which event's value wins for a field when several carry one: the most informative first
-_PREFER = ("call.answered", "call.ended", "call.ringing", "call.recording")
+_PREFER = (CallState.ANSWERED, CallState.ENDED, CallState.RINGING, CallState.RECORDING)
+# a click-to-call entry waits this long for the provider's own call to claim it
+DIAL_CLAIM_WINDOW = timedelta(minutes=10)
+DIAL_PREFIX = "dial:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,42 +46,73 @@ def snapshot(event: CallEvent) -> dict[str, Any]:
         "outcome": event.outcome.value if event.outcome else None,
         "duration": event.duration_s,
         "recording_url": event.recording_url,
+        "seq": event.seq,
     }
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def state_of(name: str) -> CallState:
+    """The state an event name stands for: `call.ringing/NOTIFY_INTERNAL:101` → ringing."""
+    return CallState(name.split(".", 1)[1].split("/", 1)[0])
+
+
+def _order(item: tuple[str, dict[str, Any]]) -> tuple[int, str, str]:
+    name, snap = item
+    return (snap.get("seq", -1), snap["at"], name)
+
+
+def _of_state(events: dict[str, dict[str, Any]], state: CallState) -> list[dict[str, Any]]:
+    """The state's events, latest last (by the provider's counter, then time, then name)."""
+    return [snap for _, snap in sorted(
+        ((n, e) for n, e in events.items() if state_of(n) == state), key=_order
+    )]
+
+
 def _first(events: dict[str, dict[str, Any]], field: str) -> Any:
-    for name in _PREFER:
-        if field in events.get(name, {}):
-            return events[name][field]
+    for state in _PREFER:
+        values = [snap[field] for snap in _of_state(events, state) if field in snap]
+        if values:
+            return values[-1]
     return None
 
 
-def _at(events: dict[str, dict[str, Any]], name: str) -> datetime | None:
-    return datetime.fromisoformat(events[name]["at"]) if name in events else None
+def _at(events: dict[str, dict[str, Any]], state: CallState) -> datetime | None:
+    times = [datetime.fromisoformat(snap["at"]) for snap in _of_state(events, state)]
+    return min(times) if times else None
 
 
 def derive(events: dict[str, dict[str, Any]], direction: str) -> CallView:
     """The call's state from its events (a pure function of the set)."""
-    states = [CallState(n.split(".", 1)[1]) for n in events if n != "call.recording"]
+    states = [state_of(n) for n in events if state_of(n) != CallState.RECORDING]
     state = max(states, key=_RANK.__getitem__) if states else CallState.RINGING
-    outcome = events.get("call.ended", {}).get("outcome")
-    answered = "call.answered" in events or outcome == CallOutcome.ANSWERED
+    ended = [snap["outcome"] for snap in _of_state(events, CallState.ENDED) if "outcome" in snap]
+    outcome = ended[-1] if ended else None
+    answered = CallState.ANSWERED in states or CallOutcome.ANSWERED in ended
     status = _status(state, outcome, answered)
     times = [datetime.fromisoformat(e["at"]) for e in events.values()]
+    answered_at, ended_at = _at(events, CallState.ANSWERED), _at(events, CallState.ENDED)
     return CallView(
         state=state.value,
         status=status,
         outcome=_outcome(state, outcome, answered),
         was_answered=answered,
         started_at=min(times),
-        answered_at=_at(events, "call.answered"),
-        ended_at=_at(events, "call.ended"),
-        duration_s=_first(events, "duration"),
+        answered_at=answered_at,
+        ended_at=ended_at,
+        duration_s=_duration(_first(events, "duration"), answered_at, ended_at),
         extension=_first(events, "extension"),
         line=_first(events, "line"),
         recording_url=_first(events, "recording_url"),
     )
+
+
+def _duration(given: int | None, answered: datetime | None, ended: datetime | None) -> int | None:
+    """The provider's talk time, else what the answer and hang-up times say (a SIP proxy)."""
+    if given is not None:
+        return int(given)
+    if answered is not None and ended is not None and ended >= answered:
+        return round((ended - answered).total_seconds())
+    return None
 
 
 def _outcome(state: CallState, outcome: str | None, answered: bool) -> str | None:
@@ -135,7 +169,7 @@ def apply_event(
     event: CallEvent, found: Row | None, client_id: int | None, phone: str | None, when: datetime
 ) -> Program[CallChange]:
     """Fold one event into its call, creating the call and its timeline entry on first sight."""
-    key = f"call.{event.state.value}"
+    key = event.name
     if found is None:
         return (yield from _create(event, {key: snapshot(event)}, client_id, phone, when))
     events = as_json(found["k_events"])
@@ -213,3 +247,41 @@ def _entry(
 ) -> dict[str, Any]:
     return entry_dict(interaction_id, client_id, "call", _short(direction), event.source,
                       view.started_at, view.status, "", meta)
+
+
+# Click-to-call. The hub records the outbound call before it asks the provider to dial, under
+# `dial:<token>`; the provider's own events for that call then claim the entry instead of
+# opening a second one: by the token where the provider carries it back, else as the newest
+# unclaimed click-to-call with the same client in the last few minutes.
+
+
+def dial_call_id(token: str) -> str:
+    """The call id a click-to-call entry waits under until the provider's call claims it."""
+    return DIAL_PREFIX + token
+
+
+def find_dial(event: CallEvent, client_id: int | None, when: datetime) -> Stmt | None:
+    """The click-to-call entry this outbound event belongs to (locked on PostgreSQL)."""
+    select = (
+        "SELECT k.id AS k_id, k.direction AS k_direction, k.events AS k_events, "  # noqa: S608
+        "k.interaction_id AS k_interaction, k.remote_phone AS k_phone, k.client_id AS k_client, "
+        f"{CLIENT_COLUMNS} "
+        f"FROM call k LEFT JOIN client c ON c.id = k.client_id {MANAGER_JOIN} "
+    )
+    if event.correlation:
+        return Stmt(select + "WHERE k.source = ? AND k.call_id = ?",
+                    (event.source, dial_call_id(event.correlation)), pg_suffix=" FOR UPDATE OF k")
+    if client_id is None or event.direction != Direction.OUTBOUND:
+        return None
+    return Stmt(
+        select + "WHERE k.client_id = ? AND k.source = ? AND k.call_id LIKE 'dial:%' "
+        "AND k.state != 'ended' AND k.started_at >= ? ORDER BY k.id DESC LIMIT 1",
+        (client_id, event.source, when - DIAL_CLAIM_WINDOW), pg_suffix=" FOR UPDATE OF k",
+    )
+
+
+def claim_dial(found: Row, call_id: str) -> Program[None]:
+    """Give a click-to-call entry the provider's own call id."""
+    yield Stmt("UPDATE call SET call_id = ? WHERE id = ?", (call_id, found["k_id"]))
+    yield Stmt("UPDATE interaction SET external_id = ? WHERE id = ?",
+               (f"call:{call_id}", found["k_interaction"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -33,6 +34,9 @@ def _normalize(event: Any) -> None:
         clean = utc(value) if isinstance(value, datetime) else _without_nul(value)
         if clean is not value:
             object.__setattr__(event, f.name, clean)
+
+
+EVENT_NAME_MAX = 32  # processed_event.event
 
 
 class CallState(StrEnum):
@@ -85,13 +89,34 @@ class CallEvent:
     outcome: CallOutcome | None = None
     duration_s: int | None = None
     recording_url: str | None = None
+    # tells apart several notifications of one state for one call (a PBX rings extension 101,
+    # then 102: two "ringing" events); None when the provider sends one per state
+    event_key: str | None = None
+    # the provider's own counter for the call's events (Mango's `seq`): breaks ties between
+    # events of one state that carry different values
+    seq: int | None = None
+    # the hub's click-to-call token when the provider carries it back (Mango's command_id,
+    # Twilio's StatusCallback query): binds the provider's call to the entry the click made
+    correlation: str | None = None
 
     def __post_init__(self) -> None:
         _normalize(self)
 
     @property
+    def name(self) -> str:
+        """The event's name in the call's event set: `call.<state>[/<event_key>]`."""
+        base = f"call.{self.state.value}"
+        if not self.event_key:
+            return base
+        name = f"{base}/{self.event_key}"
+        if len(name) <= EVENT_NAME_MAX:
+            return name
+        # the idempotency table keeps 32 characters: a long key (a leg id) goes in as a digest
+        return f"{base}/{hashlib.blake2b(self.event_key.encode(), digest_size=8).hexdigest()}"
+
+    @property
     def dedupe_key(self) -> tuple[str, str, str]:
-        return (self.source, self.call_id, f"call.{self.state.value}")
+        return (self.source, self.call_id, self.name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from aiohttp import ClientSession
+
     from channels import Registry
     from hub.bus import Bus
     from hub.metrics import Metrics
@@ -20,6 +22,7 @@ REGISTRY: web.AppKey[Registry] = web.AppKey("registry")
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+HTTP: web.AppKey[ClientSession] = web.AppKey("http")  # outbound calls to provider APIs
 
 MANAGER: web.RequestKey[Manager] = web.RequestKey("manager")
 

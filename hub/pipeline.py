@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from hub import calls, reminders, timeline
-from hub.db import Program, RaceLost, Stmt, now, run_program
+from hub.db import Program, RaceLost, Row, Stmt, now, run_program
 from hub.events import CallEvent, HubEvent, MessageEvent
 from hub.identity import Kind
 from hub.matching import (
@@ -46,6 +46,8 @@ class IngestResult:
     client: dict[str, Any] | None = None
     call_status_before: str | None = None
     call_status: str | None = None
+    # the manager whose extension the event names (rung, answered): they see the screen pop too
+    extension_manager_id: int | None = None
 
     def reply(self) -> dict[str, Any]:
         """The contract's webhook answer."""
@@ -110,6 +112,8 @@ class Pipeline:
         result = IngestResult(event)
         found = yield calls.find_call(event)
         phone = None
+        if not found and event.correlation:
+            found = yield from _claim_dial(event, None, when)
         if found:  # a known call already has its card: no need to match again
             client = client_ref(found[0])
             if client and (client.merged_into or client.id != found[0]["k_client"]):
@@ -118,8 +122,14 @@ class Pipeline:
         elif keys := party_keys(event.remote, self.region):
             client, result.created = yield from match_or_create(keys, when)
             phone = keys.first(Kind.PHONE)
+            if not result.created:
+                found = yield from _claim_dial(event, client.id, when)
         else:
             client = None  # anonymous or hidden number: a call without a card
+        if event.extension:
+            rows = yield Stmt("SELECT id FROM manager WHERE extension = ? AND is_active = ?",
+                              (event.extension, True))
+            result.extension_manager_id = int(rows[0]["id"]) if rows else None
         change = yield from calls.apply_event(
             event, found[0] if found else None, client.id if client else None, phone, when
         )
@@ -145,6 +155,15 @@ class Pipeline:
         if client is not None:
             yield from _touch(client, event.occurred_at)
         return result
+
+
+def _claim_dial(event: CallEvent, client_id: int | None, when: datetime) -> Program[list[Row]]:
+    """The click-to-call entry this provider call completes, now under the provider's id."""
+    stmt = calls.find_dial(event, client_id, when)
+    rows = (yield stmt) if stmt is not None else []
+    if rows:
+        yield from calls.claim_dial(rows[0], event.call_id)
+    return rows
 
 
 def _call_reminders(client: ClientRef, change: calls.CallChange, when: datetime) -> Program[None]:

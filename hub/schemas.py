@@ -45,6 +45,10 @@ class MergeRequest(Body):
     other_id: DbId
 
 
+class CallRequest(Body):
+    manager_id: DbId | None = None
+
+
 class NoteCreate(Body):
     text: str = Field(min_length=1, max_length=20_000)
 

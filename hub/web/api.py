@@ -9,10 +9,10 @@ from typing import Any
 from aiohttp import web
 from tortoise.expressions import Q
 
-from hub import clients, identity, managers, merges, search, timeline
+from hub import clients, dialing, identity, managers, merges, search, timeline
 from hub.db import now
 from hub.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
-from hub.keys import BUS, SETTINGS
+from hub.keys import BUS, HTTP, PIPELINE, REGISTRY, SETTINGS
 from hub.models import (
     Client,
     ClientStatus,
@@ -24,6 +24,7 @@ from hub.models import (
     Role,
 )
 from hub.schemas import (
+    CallRequest,
     ClientCreate,
     ClientPatch,
     ManagerCreate,
@@ -146,6 +147,27 @@ async def add_note(request: web.Request) -> web.Response:
         {"type": "timeline.added", "client_id": client.id, "interaction": entry}
     )
     return ok(entry, 201)
+
+
+@routes.post(r"/api/clients/{id:\d+}/call")
+async def call_client(request: web.Request) -> web.Response:
+    """Click-to-call: the provider rings the manager, then the client; 202 with the call's
+    timeline entry, which the provider's webhooks then move along."""
+    data = await read_body(request, CallRequest)
+    client = await clients.get_client(path_id(request))
+    caller = current_manager(request)
+    manager = caller
+    if data.manager_id is not None and data.manager_id != caller.id:
+        require_admin(request)  # placing a call on another manager's phone
+        found = await Manager.get_or_none(id=data.manager_id, is_active=True)
+        if found is None:
+            raise ValidationError(f"manager_id: manager {data.manager_id} does not exist",
+                                  field="manager_id")
+        manager = found
+    app = request.app
+    entry = await dialing.place_call(app[PIPELINE], app[REGISTRY], app[HTTP],
+                                     app[SETTINGS].public_base_url, client, manager)
+    return ok(entry, 202)
 
 
 @routes.get("/api/lookup")

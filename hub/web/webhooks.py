@@ -20,6 +20,22 @@ def setup_webhook_routes(app: web.Application) -> None:
     for cls in ADAPTERS:
         for path in cls.paths:
             app.router.add_post(path, _view(cls.name))
+        for path in cls.check_paths:
+            app.router.add_get(path, _check_view(cls.name))
+
+
+def _check_view(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def check(request: web.Request) -> web.StreamResponse:
+        """The provider's URL check; a disabled provider answers 404 here too."""
+        adapter = request.app[REGISTRY].get(name)
+        if adapter is None:
+            raise NotFoundError(f"{name} is not configured on this hub")
+        reply = adapter.check(await to_inbound(request))
+        return web.Response(status=reply.status, body=reply.body,
+                            content_type=reply.content_type, headers=reply.headers)
+
+    check.__name__ = f"webhook_check_{name}"
+    return check
 
 
 def _view(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

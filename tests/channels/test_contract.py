@@ -1,55 +1,26 @@
 """One contract over every registered adapter: declared metadata, fixtures, closed by default,
-secrets masked, unsigned requests refused, every fixture parses into hub events."""
+secrets masked, unsigned and forged requests refused, every fixture parses into hub events.
+Each adapter brings tests/providers/<name>.py (how its requests are signed) and
+tests/fixtures/<name>/ (what its provider sends)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+import importlib
+from types import ModuleType
 
 import pytest
 
 from channels import ADAPTERS
-from channels.base import Adapter, InboundRequest
+from channels.base import Adapter
 from hub.errors import SignatureError
 from hub.events import CallEvent, MessageEvent
-from tests.helpers import EMAIL_TOKEN, GENERIC_SECRET, sign
+from tests.providers import FIXTURES
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
 SECRET_VALUE = "s3cr3t-value-never-shown"
 
 
-def _generic(body: bytes) -> dict[str, str]:
-    return {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, GENERIC_SECRET)}
-
-
-def _email(body: bytes) -> dict[str, str]:
-    return {"Content-Type": "message/rfc822", "X-Hub-Token": EMAIL_TOKEN}
-
-
-# how a genuine request of each adapter is signed, and its test configuration
-SIGNED: dict[str, tuple[dict[str, Any], Callable[[bytes], dict[str, str]]]] = {
-    "generic": ({"secret": GENERIC_SECRET}, _generic),
-    "email": ({"inbound_token": EMAIL_TOKEN}, _email),
-}
-
-
-def bodies(name: str) -> list[bytes]:
-    """Every request body in an adapter's fixture folder."""
-    found: list[bytes] = []
-    for path in sorted((FIXTURES / name).iterdir()):
-        if path.suffix == ".json":
-            found += [json.dumps(item).encode() for item in json.loads(path.read_text())]
-        else:
-            found.append(path.read_bytes())
-    return found
-
-
-def request(body: bytes, headers: dict[str, str]) -> InboundRequest:
-    return InboundRequest(
-        method="POST", url="https://hub.example/x", path="/x", headers=headers, query={}, body=body
-    )
+def support(cls: type[Adapter]) -> ModuleType:
+    return importlib.import_module(f"tests.providers.{cls.name}")
 
 
 @pytest.fixture(params=ADAPTERS, ids=lambda cls: cls.name)
@@ -58,21 +29,25 @@ def cls(request: pytest.FixtureRequest) -> type[Adapter]:
 
 
 def configured(cls: type[Adapter]) -> Adapter:
-    config, _ = SIGNED[cls.name]
-    return cls(cls.Config.model_validate(config))
+    return cls(cls.Config.model_validate(support(cls).CONFIG),
+               public_base_url="https://hub.example")
 
 
 def test_metadata_is_declared(cls: type[Adapter]) -> None:
     assert cls.name and cls.title and cls.kind in {"telephony", "email", "telegram"}
     assert cls.required, "an adapter must name the secret that enables it"
-    assert all(cls.name in path for path in cls.paths)
-    assert cls.name in SIGNED, "add how this adapter signs requests to SIGNED"
+    assert cls.paths and all(cls.name in path for path in (*cls.paths, *cls.check_paths))
+    assert cls.__doc__ or importlib.import_module(cls.__module__).__doc__
     assert (FIXTURES / cls.name).is_dir(), f"tests/fixtures/{cls.name}/ is missing"
+    assert support(cls).requests(), f"tests/providers/{cls.name}.py gives no requests"
 
 
 def test_disabled_without_its_secret(cls: type[Adapter]) -> None:
     assert not cls.enabled(cls.Config())
     assert cls.enabled(configured(cls).config)
+    for key in cls.required:  # every required secret on its own keeps it closed
+        partial = {k: v for k, v in support(cls).CONFIG.items() if k != key}
+        assert not cls.enabled(cls.Config.model_validate(partial))
 
 
 def test_secrets_are_masked(cls: type[Adapter]) -> None:
@@ -83,23 +58,22 @@ def test_secrets_are_masked(cls: type[Adapter]) -> None:
 
 def test_every_fixture_verifies_and_parses(cls: type[Adapter]) -> None:
     adapter = configured(cls)
-    _, headers_for = SIGNED[cls.name]
-    for body in bodies(cls.name):
-        inbound = request(body, headers_for(body))
+    parsed = 0
+    for inbound in support(cls).requests():
         adapter.verify(inbound)
         events = adapter.parse(inbound)
-        assert events and all(isinstance(e, CallEvent | MessageEvent) for e in events)
+        assert all(isinstance(e, CallEvent | MessageEvent) for e in events)
         assert all(e.occurred_at.tzinfo is not None for e in events)
+        assert all(e.source == cls.name for e in events)
+        parsed += len(events)
+    assert parsed, "no fixture gave a hub event"
 
 
-def test_unsigned_and_wrongly_signed_requests_are_refused(cls: type[Adapter]) -> None:
+def test_unsigned_and_forged_requests_are_refused(cls: type[Adapter]) -> None:
     adapter = configured(cls)
-    _, headers_for = SIGNED[cls.name]
-    body = bodies(cls.name)[0]
-    with pytest.raises(SignatureError):
-        adapter.verify(request(body, {}))
-    forged = {
-        k: (v[:-2] + "00" if k != "Content-Type" else v) for k, v in headers_for(body).items()
-    }
-    with pytest.raises(SignatureError):
-        adapter.verify(request(body, forged))
+    for genuine in support(cls).requests():
+        forged = support(cls).forgeries(genuine)
+        assert forged
+        for request in forged:
+            with pytest.raises(SignatureError):
+                adapter.verify(request)

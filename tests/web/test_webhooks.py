@@ -220,7 +220,9 @@ async def test_live_events_carry_the_hub_card_never_the_payload(
     ringing = await ws.receive_json(timeout=5)
     assert ringing["type"] == "call.ringing" and ringing["created"] is True
     assert ringing["client"]["id"] == ringing["interaction"]["client_id"]
-    assert set(ringing["client"]) == {"id", "name", "status"}
+    # the card as the API shows it (the screen pop needs its phones and manager)
+    assert ringing["client"]["phones"] == ["+79123456789"]
+    assert {"id", "name", "status", "manager_id", "emails"} <= set(ringing["client"])
     assert "from" not in ringing["interaction"]["meta"]  # hub fields only
     await post_call(app_client, call_body("answered", "live1", phone="8 912 345 67 89"))
     assert (await ws.receive_json(timeout=5))["type"] == "call.answered"
