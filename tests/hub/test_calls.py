@@ -35,7 +35,7 @@ MISSED = [event(CallState.RINGING, 0), event(CallState.ENDED, 20, outcome=CallOu
 
 
 def fold(events: list[CallEvent]) -> dict[str, dict[str, object]]:
-    return {f"call.{e.state.value}": snapshot(e) for e in events}
+    return {e.name: snapshot(e) for e in events}
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(4))))
@@ -81,3 +81,44 @@ def test_busy_and_failed(outcome: CallOutcome, status: str) -> None:
 def test_answer_evidence_wins_over_a_missed_status() -> None:
     events = [event(CallState.ENDED, 30, outcome=CallOutcome.MISSED), event(CallState.ANSWERED, 5)]
     assert derive(fold(events), "inbound").status == "completed"
+
+
+# Several events of one state (a PBX rings extension 101, then 102; Mango's legs with `seq`).
+
+TRANSFER = [
+    event(CallState.RINGING, 0, extension="101", event_key="leg-a", seq=1),
+    event(CallState.RINGING, 9, extension="102", event_key="leg-b", seq=3),
+    event(CallState.ANSWERED, 12, extension="102", event_key="leg-b", seq=4),
+    event(CallState.ENDED, 40, outcome=CallOutcome.ANSWERED),
+]
+
+
+def test_events_of_one_state_are_all_kept_and_the_latest_value_wins() -> None:
+    assert len(fold(TRANSFER)) == 4
+    for order in itertools.permutations(TRANSFER):
+        view = derive(fold(list(order)), "inbound")
+        assert view.extension == "102" and view.status == "completed"
+        assert view.answered_at == T0 + timedelta(seconds=12)
+
+
+def test_the_provider_counter_decides_over_the_clock() -> None:
+    # Mango sends events in parallel: a later seq wins even when its timestamp is earlier
+    early = event(CallState.RINGING, 5, extension="103", event_key="x", seq=7)
+    late = event(CallState.RINGING, 6, extension="104", event_key="y", seq=2)
+    assert derive(fold([early, late]), "inbound").extension == "103"
+
+
+def test_duration_comes_from_answer_and_hang_up_when_the_provider_gives_none() -> None:
+    events = [event(CallState.RINGING, 0), event(CallState.ANSWERED, 4),
+              event(CallState.ENDED, 65)]
+    view = derive(fold(events), "inbound")
+    assert view.duration_s == 61 and view.status == "completed"
+    assert derive(fold(events[:1] + events[2:]), "inbound").duration_s is None  # never answered
+
+
+def test_long_event_keys_fit_the_idempotency_column() -> None:
+    long_key = "MToxMDE0MDc2NDo0Mjo0Mzk4NzQ1MzI6MTpvdXQ=:Appeared"
+    name = event(CallState.RECORDING, 0, event_key=long_key).name
+    assert len(name) <= 32 and name.startswith("call.recording/")
+    assert name == event(CallState.RECORDING, 9, event_key=long_key).name  # stable
+    assert name != event(CallState.RECORDING, 0, event_key=long_key + "x").name
