@@ -1,4 +1,5 @@
-"""The bare baseline: an aiohttp endpoint doing one SQLite INSERT + COMMIT per request.
+"""The bare baseline: an aiohttp endpoint doing one SQLite INSERT + COMMIT per request, then
+sending the stored body to every WebSocket connected on /api/stream (the screen-pop floor).
 
 It runs with the hub's SQLite settings (WAL, synchronous=NORMAL, one aiosqlite connection), so
 the ratio hub / baseline shows what the hub's own work per event costs on top of the floor that
@@ -17,6 +18,7 @@ import aiosqlite
 from aiohttp import web
 
 DB: web.AppKey[aiosqlite.Connection] = web.AppKey("db")
+SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
 SCHEMA = """CREATE TABLE IF NOT EXISTS event (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
     body TEXT NOT NULL,
@@ -33,7 +35,23 @@ async def ingest(request: web.Request) -> web.Response:
         (body.decode(), datetime.now(UTC).isoformat(" ")),
     )
     await db.commit()
+    for ws in list(request.app[SOCKETS]):
+        await ws.send_str(body.decode())
     return web.json_response({"id": cursor.lastrowid})
+
+
+async def stream(request: web.Request) -> web.WebSocketResponse:
+    """Every stored body, as it is stored."""
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    try:
+        await ws.send_json({"type": "hello"})
+        async for _ in ws:
+            pass
+    finally:
+        request.app[SOCKETS].discard(ws)
+    return ws
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -42,6 +60,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 def create_app(path: str) -> web.Application:
     app = web.Application()
+    app[SOCKETS] = set()
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         db = await aiosqlite.connect(path)
@@ -56,6 +75,7 @@ def create_app(path: str) -> web.Application:
     app.cleanup_ctx.append(database)
     app.router.add_post("/webhooks/telephony/generic", ingest)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/stream", stream)
     return app
 
 
