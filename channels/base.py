@@ -137,6 +137,11 @@ class Adapter(ABC):
         reached, ValidationError when the manager or client lacks what the provider needs."""
         raise NotImplementedError
 
+    async def recording_link(self, http: ClientSession, ref: str) -> str:
+        """A fresh, playable URL of a call recording the provider keeps (for providers whose
+        webhooks name a recording instead of giving its address: `/api/recordings/<name>/<ref>`)."""
+        raise NotFoundError(f"{self.name} keeps no recordings the hub can fetch")
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.config!r}>"
 

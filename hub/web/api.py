@@ -170,6 +170,16 @@ async def call_client(request: web.Request) -> web.Response:
     return ok(entry, 202)
 
 
+@routes.get(r"/api/recordings/{provider:[a-z0-9_]+}/{ref:[A-Za-z0-9._:=+-]{1,200}}")
+async def recording(request: web.Request) -> web.Response:
+    """A call recording the provider keeps: a redirect to a fresh link the provider issues."""
+    adapter = request.app[REGISTRY].get(request.match_info["provider"])
+    if adapter is None:
+        raise NotFoundError(f"{request.match_info['provider']} is not configured on this hub")
+    link = await adapter.recording_link(request.app[HTTP], request.match_info["ref"])
+    raise web.HTTPFound(link)
+
+
 @routes.get("/api/lookup")
 async def lookup(request: web.Request) -> web.Response:
     """The card holding a phone, e-mail or Telegram id/@username."""

@@ -15,13 +15,15 @@ from hub.models import ClientStatus, ReminderStatus
 
 routes = web.RouteTableDef()
 REF = "#/components/schemas/{model}"
-MODELS = (s.ClientCreate, s.ClientPatch, s.MergeRequest, s.NoteCreate, s.ManagerCreate,
+MODELS = (s.ClientCreate, s.ClientPatch, s.MergeRequest, s.NoteCreate, s.CallRequest,
+          s.ManagerCreate,
           s.ReminderCreate, s.ReminderSnooze, s.ClientOut, s.InteractionOut, s.ManagerOut,
           s.ManagerCreated, s.ReminderOut, s.MergeOut, s.MergeResult, s.WebhookAnswer, s.ErrorOut)
 ERRORS = {"400": "malformed body, query or cursor", "401": "no or wrong credentials",
           "403": "the role may not do this", "404": "not found", "409": "conflict",
           "410": "the card was merged away; the body carries merged_into",
-          "413": "body too large", "415": "wrong content type", "422": "invalid value"}
+          "413": "body too large", "415": "wrong content type", "422": "invalid value",
+          "502": "the provider refused or could not be reached"}
 DOCUMENTED_SCOPES = ("/api", "/webhooks")
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -114,6 +116,10 @@ def _client_paths() -> dict[str, Any]:
         "/api/clients/{id}/notes": {"post": _op(
             "Add a note", _ref("InteractionOut"), body="NoteCreate", status="201", params=[ID],
             errors=(*WRITE, "410"))},
+        "/api/clients/{id}/call": {"post": _op(
+            "Click-to-call: the provider rings the manager, then the client; the call's entry",
+            _ref("InteractionOut"), body="CallRequest", status="202", params=[ID],
+            errors=(*WRITE, "403", "409", "410", "502"))},
         "/api/clients/{id}/reminders": {"post": _op(
             "Set a reminder about the card (due_at or in_minutes; default: for the caller)",
             _ref("ReminderOut"), body="ReminderCreate", status="201", params=[ID],
@@ -129,6 +135,10 @@ def _other_paths() -> dict[str, Any]:
         "/api/merges/{id}/undo": {"post": _op(
             "Undo a merge (the merging manager or an admin)", _ref("MergeOut"), params=[ID],
             errors=("401", "403", "404", "409"))},
+        "/api/recordings/{provider}/{ref}": {"get": {**_op(
+            "A call recording the provider keeps: 302 to a fresh link", None, status="302",
+            params=[_param("provider", "path"), _param("ref", "path")],
+            errors=("401", "404", "502"))}},
         "/api/lookup": {"get": _op(
             "The card holding a phone (any form), e-mail or Telegram id/@username",
             _ref("ClientOut"), params=lookup_q, errors=("401", "404", "422"))},
@@ -166,6 +176,9 @@ def _webhook_paths() -> dict[str, Any]:
                  errors=("400", "401", "404", "413", "415", "422"))
         for path in cls.paths:
             paths.setdefault(path, {})["post"] = {**op, **PUBLIC}
+        for path in cls.check_paths:
+            paths.setdefault(path, {})["get"] = {**_op(
+                f"{cls.title}: the provider's URL check", None, errors=("400", "404")), **PUBLIC}
     if "/webhooks/telephony/generic" in paths:
         generic = paths["/webhooks/telephony/generic"]["post"]
         generic["responses"] = {**generic["responses"],
