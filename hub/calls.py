@@ -173,7 +173,16 @@ def apply_event(
     if found is None:
         return (yield from _create(event, {key: snapshot(event)}, client_id, phone, when))
     events = as_json(found["k_events"])
-    direction, before = found["k_direction"], derive(events, found["k_direction"])
+    direction = found["k_direction"]
+    if event.state != CallState.RECORDING and all(
+        state_of(n) == CallState.RECORDING for n in events
+    ):
+        # only a recording notice was seen, and it may not know the direction: this event does
+        direction = event.direction.value
+        yield Stmt("UPDATE call SET direction = ? WHERE id = ?", (direction, found["k_id"]))
+        yield Stmt("UPDATE interaction SET direction = ? WHERE id = ?",
+                   (_short(direction), found["k_interaction"]))
+    before = derive(events, direction)
     events[key] = snapshot(event)
     after = derive(events, direction)
     meta = _meta(event, found["k_phone"], after)
@@ -189,6 +198,14 @@ def apply_event(
     )
     entry = _entry(found["k_interaction"], client_id, event, direction, after, meta)
     return CallChange(entry, before, after, direction)
+
+
+def attach_card(found: Row, client_id: int, phone: str | None) -> Program[None]:
+    """A call first seen without a number joins the card a later event of it names."""
+    yield Stmt("UPDATE call SET client_id = ?, remote_phone = ? WHERE id = ?",
+               (client_id, phone, found["k_id"]))
+    yield Stmt("UPDATE interaction SET client_id = ? WHERE id = ?",
+               (client_id, found["k_interaction"]))
 
 
 def _create(

@@ -126,6 +126,12 @@ class Pipeline:
                 found = yield from _claim_dial(event, client.id, when)
         else:
             client = None  # anonymous or hidden number: a call without a card
+        if found and client is None and (keys := party_keys(event.remote, self.region)):
+            # the call's first event named nobody (a recording notice came first): this one does
+            client, result.created = yield from match_or_create(keys, when)
+            phone = keys.first(Kind.PHONE)
+            yield from calls.attach_card(found[0], client.id, phone)
+            found = [{**found[0], "k_client": client.id, "k_phone": phone}]
         if event.extension:
             rows = yield Stmt("SELECT id FROM manager WHERE extension = ? AND is_active = ?",
                               (event.extension, True))
