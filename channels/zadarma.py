@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 SIGNATURE_HEADER = "Signature"
 CALLBACK_PATH = "/v1/request/callback/"
+RECORD_PATH = "/v1/pbx/record/request/"
 RECORDING_PREFIX = "/api/recordings/zadarma/"
 # the fields whose raw values, concatenated, each event signs
 SIGNED: dict[str, tuple[str, ...]] = {
@@ -244,15 +245,30 @@ class ZadarmaAdapter(Adapter):
                   "to": _digits(request.number), "format": "json"}
         if agent.extension:
             params["sip"] = agent.extension
+        await self._api_get(http, CALLBACK_PATH, params)
+        return None
+
+    async def recording_link(self, http: ClientSession, ref: str) -> str:
+        """A fresh link to the recording NOTIFY_RECORD named (Zadarma's links expire)."""
+        answer = await self._api_get(http, RECORD_PATH, {"call_id": ref, "format": "json"})
+        links = [answer.get("link"), *(answer.get("links") or [])]
+        link = next((x for x in links if isinstance(x, str) and x.startswith("http")), None)
+        if link is None:
+            raise DeliveryError("zadarma: the answer names no recording link", retryable=False)
+        return link
+
+    async def _api_get(
+        self, http: ClientSession, path: str, params: dict[str, str]
+    ) -> dict[str, Any]:
+        """A signed GET to Zadarma's API; its answer when the status is success."""
         config = self.settings
-        query, signature = api_signature(plain(config.secret), CALLBACK_PATH, params)
+        query, signature = api_signature(plain(config.secret), path, params)
         answer = await request_json(
-            http, self.name, "GET", f"{config.api_base}{CALLBACK_PATH}?{query}",
+            http, self.name, "GET", f"{config.api_base}{path}?{query}",
             headers={"Authorization": f"{plain(config.key)}:{signature}"},
         )
-        status = answer.get("status") if isinstance(answer, dict) else None
-        if status == "success":
-            return None
+        if isinstance(answer, dict) and answer.get("status") == "success":
+            return answer
         message = answer.get("message") if isinstance(answer, dict) else None
         detail = message if isinstance(message, str) and message else "unexpected answer"
         raise DeliveryError(f"zadarma: {detail[:200]}", retryable=False)

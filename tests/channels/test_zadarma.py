@@ -678,3 +678,34 @@ async def test_click_to_call_needs_an_extension_or_a_phone(
     resp = await client.post(f"/api/clients/{card_id}/call", json={}, headers=admin["headers"])
     assert resp.status == 422 and "extension" in (await resp.json())["error"]["message"]
     assert server.app[zd.RECEIVED] == []
+
+
+async def test_the_recording_link_redirects_to_a_fresh_zadarma_link(
+    make_client: Any, manager: Any, aiohttp_server: Any
+) -> None:
+    server = await aiohttp_server(zd.fake_api())
+    client = await hub(make_client, api_base=str(server.make_url("")))
+    await replay(client, "inbound_answered")
+    [call] = await Call.all()
+    resp = await client.get(call.recording_url, headers=manager["headers"],
+                            allow_redirects=False)
+    assert resp.status == 302, await resp.text()
+    ref = call.recording_url.rsplit("/", 1)[1]
+    assert resp.headers["Location"].endswith(f"/record/download/{ref}/1/rec.mp3")
+    [seen] = server.app[zd.RECEIVED]
+    assert seen["authorized"] and seen["params"] == {"call_id": ref, "format": "json"}
+    unauthenticated = await client.get(call.recording_url, allow_redirects=False)
+    assert unauthenticated.status == 401
+
+
+async def test_a_recording_zadarma_cannot_find_is_a_502(
+    make_client: Any, manager: Any, aiohttp_server: Any
+) -> None:
+    answer = {"status": "error", "message": "Record not found"}
+    server = await aiohttp_server(zd.fake_api(answer=answer))
+    client = await hub(make_client, api_base=str(server.make_url("")))
+    resp = await client.get("/api/recordings/zadarma/1795338000.4711",
+                            headers=manager["headers"], allow_redirects=False)
+    assert resp.status == 502 and "Record not found" in (await resp.json())["error"]["message"]
+    other = await client.get("/api/recordings/generic/x", headers=manager["headers"])
+    assert other.status == 404  # the generic PBX gives its recording URLs itself

@@ -96,8 +96,9 @@ def api_signature(secret: str, path: str, params: list[tuple[str, str]]) -> str:
 
 
 def fake_api(*, status: int = 200, answer: dict[str, Any] | None = None) -> web.Application:
-    """Zadarma's /v1/request/callback/: 401 unless `Authorization: <key>:<signature>` matches
-    the received query; else `answer` (default: the documented success)."""
+    """Zadarma's /v1/request/callback/ and /v1/pbx/record/request/: 401 unless
+    `Authorization: <key>:<signature>` matches the received query; else `answer` (default: the
+    documented success)."""
     app = web.Application()
     app[RECEIVED] = []
     app[ANSWER] = {"status": status, "body": answer}
@@ -113,9 +114,16 @@ def fake_api(*, status: int = 200, answer: dict[str, Any] | None = None) -> web.
         if not good:
             return web.json_response({"status": "error", "message": "Not authorized"}, status=401)
         query = dict(params)
-        body = app[ANSWER]["body"] or {"status": "success", "from": query.get("from"),
-                                       "to": query.get("to"), "time": 1795350600}
+        if req.path == "/v1/pbx/record/request/":
+            default = {"status": "success", "lifetime_till": "2026-11-30 12:30:00",
+                       "link": f"https://api.zadarma.com/v1/pbx/record/download/"
+                               f"{query.get('call_id')}/1/rec.mp3"}
+        else:
+            default = {"status": "success", "from": query.get("from"), "to": query.get("to"),
+                       "time": 1795350600}
+        body = app[ANSWER]["body"] or default
         return web.json_response(body, status=app[ANSWER]["status"])
 
     app.router.add_get("/v1/request/callback/", callback)
+    app.router.add_get("/v1/pbx/record/request/", callback)  # the recording's download link
     return app
