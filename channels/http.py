@@ -33,8 +33,11 @@ async def request_json(
     except ValueError:
         answer = None
     if status >= 400:
+        # the provider's own error code where its answer has one (Twilio's 20003, 21211...)
+        code = answer.get("code") if isinstance(answer, dict) else None
         raise DeliveryError(f"{provider}: the API answered HTTP {status}{_detail(answer)}",
-                            retryable=status in RETRYABLE, provider_code=str(status))
+                            retryable=status in RETRYABLE,
+                            provider_code=str(code) if code is not None else str(status))
     return answer
 
 

@@ -11,8 +11,9 @@ Credentials: Console → Account Info: Account SID and Auth Token.
 |--------------------------------------------|-----------|--------------------------------|
 | queued / initiated / ringing               | ringing   | (event_key = CallStatus)       |
 | in-progress                                | answered  |                                |
+| in-progress (click-to-call: our manager)   | ringing   | (the client's phone rings now) |
 | completed (outbound)                       | ended     | answered (CallDuration)        |
-| completed (inbound)                        | ended     | left to the hub (see below)    |
+| completed (inbound, click-to-call)         | ended     | left to the hub (see below)    |
 | busy                                       | ended     | busy                           |
 | no-answer / canceled                       | ended     | missed                         |
 | failed                                     | ended     | failed                         |
@@ -23,7 +24,9 @@ Credentials: Console → Account Info: Account SID and Auth Token.
 An incoming call gets TwiML that rings `forward_to` (its <Dial action> reports whether someone
 picked up), or a busy <Reject> when forward_to is unset. Twilio reports an inbound call it ran
 TwiML for as "completed" even when the forwarded phone never answered, so inbound "completed"
-carries no outcome: the Dial action decides answered or missed.
+carries no outcome: the Dial action decides answered or missed. Click-to-call is the same the
+other way round: its call rings our manager, whose answer is not the client's; the TwiML's
+<Dial action> (with our token in its URL) says whether the client answered.
 """
 
 from __future__ import annotations
@@ -53,10 +56,10 @@ from channels.base import (
     secret,
 )
 from channels.forms import FORM_TYPES, form_fields, form_pairs, require
-from channels.http import MAX_ANSWER, RETRYABLE
-from hub.errors import DeliveryError, PayloadError, SignatureError, ValidationError
+from channels.http import request_json
+from hub.errors import PayloadError, SignatureError, ValidationError
 from hub.events import CallEvent, CallOutcome, CallState, Direction, HubEvent, Party
-from hub.settings import _check_http_url, split_list
+from hub.settings import check_http_url, split_list
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -84,7 +87,7 @@ class TwilioConfig(AdapterConfig):
     @field_validator("api_base")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        return _check_http_url(value)
+        return check_http_url(value)
 
     @field_validator("caller_id", "forward_to")
     @classmethod
@@ -198,17 +201,20 @@ class TwilioAdapter(Adapter):
         if dial_status:  # keyed apart from the call's own end, whichever arrives first
             return [CallEvent(state=CallState.ENDED, outcome=_outcome(dial_status),
                               event_key="dial", **common)]
-        if status in RINGING:
+        click = bool(token) and not inbound
+        if status in RINGING or (click and status == "in-progress"):
             # keyed: the hub's own click-to-call "call.ringing" (with the manager's extension)
-            # must survive Twilio's; each of queued/initiated/ringing still dedupes
+            # must survive Twilio's; each of queued/initiated/ringing still dedupes. A click's
+            # first leg in progress is our manager picking up: the client's phone rings now
             return [CallEvent(state=CallState.RINGING, event_key=status, **common)]
         if status == "in-progress":
             return [CallEvent(state=CallState.ANSWERED, **common)]
         outcome: CallOutcome | None = _outcome(status)
         duration = _int(fields, "CallDuration")
-        if inbound and outcome == CallOutcome.ANSWERED:
-            # see the module docstring: Twilio answered, maybe nobody else; its CallDuration
-            # counts our TwiML's time too (the talk comes as DialCallDuration)
+        if (inbound or click) and outcome == CallOutcome.ANSWERED:
+            # see the module docstring: the leg Twilio calls "completed" was answered by
+            # Twilio or by our manager, maybe by nobody else; whether the other side talked
+            # comes from the <Dial action> (DialCallStatus, DialCallDuration)
             outcome = duration = None
         return [CallEvent(state=CallState.ENDED, outcome=outcome, duration_s=duration, **common)]
 
@@ -256,7 +262,10 @@ class TwilioAdapter(Adapter):
             raise ValidationError(f"twilio: {problem or 'public_base_url is not set'}")
         callback = f"{request.webhook_url}?hub_dial={request.token}"
         caller_id = config.caller_id or ""
-        twiml = (f"<Response><Dial callerId={quoteattr(caller_id)}{self._record(callback)}>"
+        # the <Dial action> reports whether the client answered (the call's own status only
+        # says whether our manager did)
+        twiml = (f"<Response><Dial callerId={quoteattr(caller_id)} action={quoteattr(callback)} "
+                 f'method="POST"{self._record(callback)}>'
                  f"<Number>{escape(request.number)}</Number></Dial></Response>")
         form = [("To", request.agent.phone or ""), ("From", caller_id), ("Twiml", twiml),
                 ("Timeout", str(config.ring_timeout)), ("StatusCallback", callback),
@@ -266,32 +275,10 @@ class TwilioAdapter(Adapter):
         sid = secret(config.account_sid)
         url = f"{config.api_base}/2010-04-01/Accounts/{sid}/Calls.json"
         basic = base64.b64encode(f"{sid}:{secret(config.auth_token)}".encode()).decode()
-        answer = await _post(http, url, form, {"Authorization": f"Basic {basic}"})
+        answer = await request_json(http, self.name, "POST", url, data=form,
+                                    headers={"Authorization": f"Basic {basic}"})
         call_sid = answer.get("sid") if isinstance(answer, dict) else None
         return call_sid if isinstance(call_sid, str) and call_sid else None
-
-
-async def _post(http: aiohttp.ClientSession, url: str, form: list[tuple[str, str]],
-                headers: dict[str, str]) -> Any:
-    """channels.http.request_json, keeping Twilio's own error code (20003, 21211...)."""
-    try:
-        async with http.post(url, data=form, headers=headers) as resp:
-            raw, status = await resp.content.read(MAX_ANSWER), resp.status
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise DeliveryError(f"twilio: cannot reach the API ({type(exc).__name__})",
-                            retryable=True) from None
-    try:
-        answer = json.loads(raw) if raw.strip() else None
-    except ValueError:
-        answer = None
-    if status >= 400:
-        error = answer if isinstance(answer, dict) else {}
-        message = f": {error['message'][:200]}" if isinstance(error.get("message"), str) else ""
-        code = error.get("code")
-        raise DeliveryError(f"twilio: the API answered HTTP {status}{message}",
-                            retryable=status in RETRYABLE,
-                            provider_code=str(code) if code is not None else str(status))
-    return answer
 
 
 def _is_json(request: InboundRequest) -> bool:

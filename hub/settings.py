@@ -82,7 +82,7 @@ class TelegramSettings(Section):
     @field_validator("api_base")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        return _check_http_url(value)
+        return check_http_url(value)
 
 
 class Settings(Section):
@@ -121,7 +121,7 @@ class Settings(Section):
     @field_validator("public_base_url")
     @classmethod
     def _public_base_url(cls, value: str | None) -> str | None:
-        return _check_http_url(value) if value else None
+        return check_http_url(value) if value else None
 
     @field_validator("log_level")
     @classmethod
@@ -292,7 +292,7 @@ def _check_address(value: str) -> str:
     return value.strip()
 
 
-def _check_http_url(value: str) -> str:
+def check_http_url(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must be an http:// or https:// URL")

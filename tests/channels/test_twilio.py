@@ -19,7 +19,7 @@ from channels.base import InboundRequest
 from channels.twilio import TwilioAdapter, TwilioConfig, signature, url_variants
 from hub.errors import ConfigError, PayloadError, SignatureError, ValidationError
 from hub.events import CallOutcome, CallState, Direction, Party
-from hub.models import Client, Interaction, ProcessedEvent
+from hub.models import Client, Interaction, ProcessedEvent, Reminder
 from hub.settings import load_settings
 from tests.providers import FIXTURES
 from tests.providers.twilio import (
@@ -237,7 +237,8 @@ def test_timestamp_and_sequence() -> None:
 def test_hub_dial_query_correlates_and_the_first_leg_is_not_the_client() -> None:
     event = parse_one(form(Direction="outbound-api", From=CALLER_ID, To="+79160000101",
                            CallStatus="in-progress"), {"hub_dial": "tok-1"})
-    assert event.correlation == "tok-1" and event.state == CallState.ANSWERED
+    # our manager picked up; the client's phone rings now: the client has not answered yet
+    assert event.correlation == "tok-1" and event.state == CallState.RINGING
     assert event.remote == Party()  # To is our manager's phone
     assert event.line == CALLER_ID and event.direction == Direction.OUTBOUND
 
@@ -634,7 +635,18 @@ async def dialing_hub(make_client: Any, aiohttp_server: Any, admin: Any,
     return client, fake, headers, int((await resp.json())["id"])
 
 
-def status_callbacks(sid: str) -> list[dict[str, str]]:
+def dial_action(sid: str, status: str = "completed", talk: int = 55) -> dict[str, str]:
+    """The click's <Dial action> request: whether the client answered, and the talk time."""
+    extra = {"DialCallDuration": str(talk)} if status == "completed" else {}
+    return {"AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "CallSid": sid,
+            "CallStatus": "in-progress", "Direction": "outbound-api", "From": CALLER_ID,
+            "To": "+79160000101", "DialCallSid": "CA" + "d4" * 16, "DialCallStatus": status,
+            **extra}
+
+
+def status_callbacks(sid: str, client_answers: str = "completed") -> list[dict[str, str]]:
+    """A click's first leg (our manager's phone) from start to end, the Dial action before
+    its end."""
     out = []
     for seq, (status, extra) in enumerate((("initiated", {}), ("ringing", {}),
                                            ("in-progress", {}),
@@ -644,6 +656,7 @@ def status_callbacks(sid: str) -> list[dict[str, str]]:
                     "To": "+79160000101", "CallbackSource": "call-progress-events",
                     "SequenceNumber": str(seq),
                     "Timestamp": f"Mon, 30 Nov 2026 13:0{seq}:00 +0000", **extra})
+    out.insert(-1, dial_action(sid, client_answers))
     return out
 
 
@@ -665,6 +678,7 @@ async def test_click_to_call_rings_the_manager_then_one_entry_completes(
     dial = ET.fromstring(fields["Twiml"]).find("Dial")
     assert dial is not None and dial.get("callerId") == CALLER_ID
     assert dial.findtext("Number") == "+79035556677"
+    assert dial.get("action") == fields["StatusCallback"]  # tells us whether the client answered
     callback, _, query = fields["StatusCallback"].partition("?")
     assert callback == BASE + PATH
     token = dict(parse_qsl(query))["hub_dial"]
@@ -676,7 +690,7 @@ async def test_click_to_call_rings_the_manager_then_one_entry_completes(
             '<?xml version="1.0" encoding="UTF-8"?><Response/>'
     [entry] = await calls_of(client, headers, client_id)
     assert entry["id"] == placed["id"] and entry["status"] == "completed"
-    assert entry["meta"]["duration"] == 61 and entry["meta"]["extension"] == "103"
+    assert entry["meta"]["duration"] == 55 and entry["meta"]["extension"] == "103"
     assert entry["meta"]["call_id"] == sid
     assert await Client.all().count() == 1  # no card for the manager's own phone
     lookup = await client.get("/api/lookup", params={"phone": "+79160000101"}, headers=headers)
@@ -787,3 +801,23 @@ async def test_a_manager_without_a_phone_cannot_click_to_call(
 
 def test_every_fixture_item_is_a_known_shape() -> None:
     assert all(set(item) <= {"form", "query"} for item in items())
+
+
+@pytest.mark.parametrize(("client_answers", "status"), [("no-answer", "missed"),
+                                                       ("busy", "busy")])
+async def test_a_click_the_client_does_not_answer_is_not_a_connected_call(
+    make_client: Any, aiohttp_server: Any, admin: Any, client_answers: str, status: str
+) -> None:
+    client, fake, headers, client_id = await dialing_hub(make_client, aiohttp_server, admin)
+    # the client had called and nobody answered: a call-back reminder is open
+    await replay(client, with_sid(fixture("inbound_missed.json"), "CA" + "77" * 16,
+                                  From="+79035556677", Caller="+79035556677"))
+    resp = await client.post(f"/api/clients/{client_id}/call", json={}, headers=headers)
+    sid = (await resp.json())["meta"]["provider_call_id"]
+    token = dict(parse_qsl(dict(fake.app[RECEIVED][0]["form"])["StatusCallback"]
+                           .partition("?")[2]))["hub_dial"]
+    for data in status_callbacks(sid, client_answers):  # our manager answered, the client not
+        assert (await post(client, data, {"hub_dial": token})).status == 200
+    entries = await calls_of(client, headers, client_id)
+    assert [e["status"] for e in entries if e["direction"] == "out"] == [status]
+    assert await Reminder.filter(client_id=client_id, status="pending").count() == 1
