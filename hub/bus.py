@@ -4,6 +4,7 @@ delivery is best effort and never decides correctness: the database is the recor
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -12,11 +13,20 @@ QUEUE_SIZE = 256
 
 
 class Subscription:
-    """One connected manager's queue of events."""
+    """One connected manager's queue of events, each already encoded as JSON text; None
+    tells the reader to stop."""
 
     def __init__(self, manager_id: int) -> None:
         self.manager_id = manager_id
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_SIZE)
+
+    def close(self) -> None:
+        """Wake the reader to stop (its socket closed)."""
+        try:
+            self.queue.put_nowait(None)
+        except asyncio.QueueFull:
+            self.queue.get_nowait()
+            self.queue.put_nowait(None)
 
 
 class Bus:
@@ -38,11 +48,13 @@ class Bus:
         return len(self._subs)
 
     def publish(self, event: dict[str, Any], manager_ids: set[int] | None = None) -> None:
-        """Queue the event for the given managers (None: everyone online)."""
+        """Queue the event for the given managers (None: everyone online), encoded once."""
+        text: str | None = None
         for sub in list(self._subs):
             if manager_ids is not None and sub.manager_id not in manager_ids:
                 continue
+            text = text or json.dumps(event, ensure_ascii=False)
             try:
-                sub.queue.put_nowait(event)
+                sub.queue.put_nowait(text)
             except asyncio.QueueFull:
                 log.warning("manager %s is not reading live events; one dropped", sub.manager_id)

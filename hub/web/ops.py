@@ -9,6 +9,7 @@ from aiohttp import WSMsgType, web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from tortoise import connections
 
+from hub.bus import Subscription
 from hub.keys import BUS, METRICS
 from hub.web.auth import current_manager
 
@@ -42,16 +43,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
     bus, gauge = request.app[BUS], request.app[METRICS].online
     sub = bus.subscribe(manager.id)
     gauge.set(bus.online)
-    reader = asyncio.create_task(_drain(ws))
+    reader = asyncio.create_task(_drain(ws, sub))
     try:
         await ws.send_json({"type": "hello", "manager_id": manager.id})
-        while not ws.closed:
-            getter = asyncio.ensure_future(sub.queue.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
-                break
-            await ws.send_json(getter.result())
+        while (text := await sub.queue.get()) is not None and not ws.closed:
+            await ws.send_str(text)
     finally:
         bus.unsubscribe(sub)
         gauge.set(bus.online)
@@ -62,7 +58,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _drain(ws: web.WebSocketResponse) -> None:
-    async for msg in ws:
-        if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
-            break
+async def _drain(ws: web.WebSocketResponse, sub: Subscription) -> None:
+    """Read (and ignore) what the browser sends; when the socket closes, stop the writer."""
+    try:
+        async for msg in ws:
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                break
+    finally:
+        sub.close()
