@@ -13,6 +13,7 @@ from aiohttp import web
 from channels import build_registry
 from hub import clients, db
 from hub.bus import Bus
+from hub.housekeeping import housekeeping
 from hub.keys import BUS, HTTP, INFLIGHT, METRICS, PIPELINE, REGISTRY, SETTINGS, Counter
 from hub.metrics import Metrics
 from hub.models import Client
@@ -43,6 +44,7 @@ def create_app(settings: Settings, *, manage_db: bool = True) -> web.Application
     if manage_db:
         app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_http_session)
+    app.cleanup_ctx.append(housekeeping)
     return app
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hub.db import Program, Row, Stmt, as_json, to_json
-from hub.events import CallEvent, CallOutcome, CallState, Direction
+from hub.events import CallEvent, CallOutcome, CallState, Direction, Party
 from hub.matching import CLIENT_COLUMNS, MANAGER_JOIN
 from hub.timeline import entry_dict
 
@@ -18,6 +18,10 @@ _PREFER = (CallState.ANSWERED, CallState.ENDED, CallState.RINGING, CallState.REC
 # a click-to-call entry waits this long for the provider's own call to claim it
 DIAL_CLAIM_WINDOW = timedelta(minutes=10)
 DIAL_PREFIX = "dial:"
+# the hub's own end for a call whose end never arrived: it sorts before every provider event,
+# so a real end that turns up later still decides the outcome
+STALE_KEY = "unanswered"
+STALE_SEQ = -2
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,3 +306,29 @@ def claim_dial(found: Row, call_id: str) -> Program[None]:
     yield Stmt("UPDATE call SET call_id = ? WHERE id = ?", (call_id, found["k_id"]))
     yield Stmt("UPDATE interaction SET external_id = ? WHERE id = ?",
                (f"call:{call_id}", found["k_interaction"]))
+
+
+# A provider may lose a call's last notification. A call still ringing long after it began is
+# taken as ended unanswered (an inbound one then opens its call-back reminder); if the real
+# end arrives later it decides, since every event stays in the call's set.
+
+
+def find_stale(before: datetime, limit: int) -> Stmt:
+    """Calls the hub first heard of before `before` that are still ringing, oldest first.
+    The hub's own clock decides (when the entry was made), not the provider's: a PBX whose
+    clock or time zone is off must not get its ringing calls ended."""
+    return Stmt(
+        "SELECT k.source, k.call_id, k.direction, k.remote_phone FROM call k "
+        "JOIN interaction i ON i.id = k.interaction_id "
+        "WHERE k.state = 'ringing' AND i.created_at < ? ORDER BY i.created_at, k.id LIMIT ?",
+        (before, limit),
+    )
+
+
+def stale_end(row: Row, when: datetime) -> CallEvent:
+    """The hub's own end for a call that has rung for too long."""
+    return CallEvent(
+        source=row["source"], call_id=row["call_id"], state=CallState.ENDED,
+        direction=Direction(row["direction"]), remote=Party(phone=row["remote_phone"]),
+        occurred_at=when, event_key=STALE_KEY, seq=STALE_SEQ,
+    )

@@ -164,7 +164,7 @@ class Call(Model):
     class Meta:
         table = "call"
         unique_together = (("source", "call_id"),)
-        indexes = [Index(fields=("client_id",))]
+        indexes = [Index(fields=("client_id",)), Index(fields=("state", "started_at"))]
 
 
 class Reminder(Model):

@@ -95,6 +95,9 @@ class Settings(Section):
     # a guard against overload, not a throttle: at 1,000 events/s on SQLite, bursts passed 64
     max_inflight_webhooks: int = Field(default=256, ge=1, le=100_000)
     log_level: str = "INFO"
+    # a call still ringing this long after it began is taken as ended unanswered: a provider
+    # lost its end, and a missed call must still open its call-back reminder
+    stale_call_minutes: int = Field(default=30, ge=1, le=24 * 60)
     # `[telephony.<provider>]` tables, validated by each adapter's Config (channels.build_registry)
     telephony: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
     email: EmailSettings = Field(default_factory=EmailSettings)
