@@ -7,14 +7,14 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import ClientSession
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 
 from hub.errors import NotFoundError
 from hub.events import HubEvent
-from hub.settings import Section
+from hub.settings import Section, check_http_url, split_list
 
 if TYPE_CHECKING:
     from hub.pipeline import IngestResult
@@ -23,6 +23,24 @@ if TYPE_CHECKING:
 # every adapter's settings table is a strict settings Section (unknown keys are errors,
 # secret values are SecretStr and masked in repr)
 AdapterConfig = Section
+
+
+class DialerConfig(AdapterConfig):
+    """The settings of a provider with an API that places calls: where its API is (a
+    self-hosted or test endpoint) and which manager extensions it places calls for."""
+
+    api_base: str
+    extensions: tuple[str, ...] = ()  # empty: every extension
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return check_http_url(value)
+
+    @field_validator("extensions", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return split_list(value)
 
 
 @dataclass(frozen=True, slots=True)

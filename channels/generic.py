@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from channels.base import Adapter, AdapterConfig, InboundRequest, secret
+from channels.payloads import load_json
 from channels.signing import hmac_hex, require_equal
-from hub.errors import PayloadError, ValidationError
+from hub.errors import ValidationError
 from hub.events import CallEvent, CallOutcome, CallState, Direction, HubEvent, Party
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -69,15 +69,7 @@ class GenericAdapter(Adapter):
 
     def parse(self, request: InboundRequest) -> Sequence[HubEvent]:
         """One call event per request."""
-        try:
-            body = GenericCallBody.model_validate_json(request.body)
-        except pydantic.ValidationError as exc:
-            err = exc.errors()[0]
-            if err["type"] == "json_invalid":
-                raise PayloadError(f"body is not valid JSON: {err['msg']}") from None
-            if err["type"] == "model_type" and not err["loc"]:
-                raise PayloadError("body must be a JSON object") from None
-            raise ValidationError(_first_error(exc)) from None
+        body = load_json(GenericCallBody, request.body)
         return [to_event(body)]
 
 
@@ -101,8 +93,3 @@ def to_event(body: GenericCallBody) -> CallEvent:
         recording_url=body.recording_url,
     )
 
-
-def _first_error(exc: pydantic.ValidationError) -> str:
-    err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"]).replace("from_", "from")
-    return f"{key}: {err['msg']}"

@@ -44,12 +44,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from channels.base import Adapter, AdapterConfig, InboundRequest, secret
+from channels.payloads import load_json
 from channels.signing import require_equal
-from hub.errors import PayloadError, ValidationError
+from hub.errors import ValidationError
 from hub.events import CallEvent, CallOutcome, CallState, Direction, HubEvent, Party
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -111,16 +111,7 @@ class KamailioAdapter(Adapter):
 
     def parse(self, request: InboundRequest) -> Sequence[HubEvent]:
         """One call event per request."""
-        try:
-            body = KamailioBody.model_validate_json(request.body)
-        except pydantic.ValidationError as exc:
-            err = exc.errors()[0]
-            if err["type"] == "json_invalid":
-                raise PayloadError(f"body is not valid JSON: {err['msg']}") from None
-            if err["type"] == "model_type" and not err["loc"]:
-                raise PayloadError("body must be a JSON object") from None
-            key = ".".join(str(p) for p in err["loc"]).replace("from_", "from")
-            raise ValidationError(f"{key}: {err['msg']}") from None
+        body = load_json(KamailioBody, request.body)
         return [to_event(body)]
 
 

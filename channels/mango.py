@@ -37,20 +37,26 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import aiohttp
-import pydantic
 from aiohttp import ClientSession
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from channels.base import Adapter, AdapterConfig, Agent, DialRequest, InboundRequest, secret
+from channels.base import (
+    Adapter,
+    Agent,
+    DialerConfig,
+    DialRequest,
+    InboundRequest,
+    secret,
+)
 from channels.forms import FORM_TYPES, form_fields
 from channels.http import RETRYABLE, request_json
+from channels.payloads import load_json
 from channels.signing import require_equal
-from hub.errors import DeliveryError, PayloadError, ValidationError
+from hub.errors import DeliveryError, PayloadError
 from hub.events import CallEvent, CallOutcome, CallState, Direction, HubEvent, Party
-from hub.settings import split_list
 
 BASE = "/webhooks/telephony/mango"
 COMMAND_PREFIX = "hub-"
@@ -64,25 +70,16 @@ def signature(api_key: str, payload: str, salt: str) -> str:
     return hashlib.sha256((api_key + payload + salt).encode()).hexdigest()
 
 
-class MangoConfig(AdapterConfig):
+class MangoConfig(DialerConfig):
     api_key: SecretStr | None = None
     api_salt: SecretStr | None = None
     api_base: str = "https://app.mango-office.ru"
-    extensions: tuple[str, ...] = ()
 
     @field_validator("api_base")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http:// or https:// URL")
+    def _without_vpbx(cls, value: str) -> str:
         # commands live under /vpbx/: accept the base written with or without it
-        return value.strip().rstrip("/").removesuffix("/vpbx")
-
-    @field_validator("extensions", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        return split_list(value)
+        return value.removesuffix("/vpbx")
 
 
 class _Body(BaseModel):
@@ -213,16 +210,7 @@ class MangoAdapter(Adapter):
 
 
 def _load(model: type[_M], raw: str) -> _M:
-    try:
-        return model.model_validate_json(raw)
-    except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        if err["type"] == "json_invalid":
-            raise PayloadError(f"json is not valid JSON: {err['msg']}") from None
-        if err["type"] == "model_type" and not err["loc"]:
-            raise PayloadError("json must be a JSON object") from None
-        key = ".".join(str(p) for p in err["loc"]).replace("from_", "from")
-        raise ValidationError(f"json.{key}: {err['msg']}") from None
+    return load_json(model, raw, "json")
 
 
 def _at(seconds: int) -> datetime:

@@ -48,8 +48,8 @@ from pydantic import Field, SecretStr, field_validator
 
 from channels.base import (
     Adapter,
-    AdapterConfig,
     Agent,
+    DialerConfig,
     DialRequest,
     InboundRequest,
     WebhookReply,
@@ -59,7 +59,6 @@ from channels.forms import FORM_TYPES, form_fields, form_pairs, require
 from channels.http import request_json
 from hub.errors import PayloadError, SignatureError, ValidationError
 from hub.events import CallEvent, CallOutcome, CallState, Direction, HubEvent, Party
-from hub.settings import check_http_url, split_list
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -74,7 +73,7 @@ EMPTY = "<Response/>"
 XML_HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
 
 
-class TwilioConfig(AdapterConfig):
+class TwilioConfig(DialerConfig):
     account_sid: SecretStr | None = None
     auth_token: SecretStr | None = None
     api_base: str = "https://api.twilio.com"
@@ -82,12 +81,6 @@ class TwilioConfig(AdapterConfig):
     forward_to: str | None = None  # the phone incoming calls ring
     ring_timeout: int = Field(default=25, ge=5, le=600)
     record: bool = False
-    extensions: tuple[str, ...] = ()
-
-    @field_validator("api_base")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        return check_http_url(value)
 
     @field_validator("caller_id", "forward_to")
     @classmethod
@@ -96,11 +89,6 @@ class TwilioConfig(AdapterConfig):
         if value and not E164.match(value):
             raise ValueError("must be a phone number in E.164 form, e.g. +74951234567")
         return value
-
-    @field_validator("extensions", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        return split_list(value)
 
 
 def signature(token: str, url: str, pairs: Sequence[tuple[str, str]]) -> str:

@@ -38,14 +38,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import ClientSession
 from pydantic import SecretStr, field_validator
 
-from channels.base import Adapter, AdapterConfig, Agent, DialRequest, InboundRequest, WebhookReply
+from channels.base import (
+    Adapter,
+    Agent,
+    DialerConfig,
+    DialRequest,
+    InboundRequest,
+    WebhookReply,
+)
 from channels.base import secret as plain
 from channels.forms import FORM_TYPES, form_fields, require
 from channels.http import request_json
 from hub.errors import DeliveryError, PayloadError, SignatureError, ValidationError
 from hub.events import CallEvent, CallOutcome, CallState, Direction, HubEvent, Party
 from hub.identity import ANONYMOUS
-from hub.settings import split_list
 
 if TYPE_CHECKING:
     from hub.pipeline import IngestResult
@@ -72,25 +78,12 @@ _REC_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _MAX_DURATION = 10 * 24 * 3600
 
 
-class ZadarmaConfig(AdapterConfig):
+class ZadarmaConfig(DialerConfig):
     key: SecretStr | None = None
     secret: SecretStr | None = None
     api_base: str = "https://api.zadarma.com"
-    extensions: tuple[str, ...] = ()
     timezone: str = "UTC"
     route_to_manager: bool = False
-
-    @field_validator("api_base")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"https?://[^/\s]+", value.strip()):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.strip().rstrip("/")
-
-    @field_validator("extensions", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        return split_list(value)
 
     @field_validator("timezone")
     @classmethod
