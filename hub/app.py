@@ -81,10 +81,14 @@ def _live_hook(bus: Bus) -> Any:
         """Tell online managers what just landed on a card (never the provider's payload)."""
         if not bus.online:
             return
+        targets = screen_pop_targets(result)
         if result.call_status is not None:
-            if result.call_status == result.call_status_before:
-                return  # e.g. a recording link arrived: nothing to pop up
             kind = _CALL_EVENT.get(result.call_status, "call.ended")
+            if result.call_status == result.call_status_before:
+                if kind != "call.ringing" or result.extension_manager_id is None:
+                    return  # e.g. a recording link arrived: nothing to pop up
+                # the call now rings another extension: its manager's screen pops too
+                targets = {result.extension_manager_id}
         else:
             kind = "message.in"
         client = None
@@ -98,6 +102,6 @@ def _live_hook(bus: Bus) -> Any:
             "created": result.created,
             "manager": result.manager,
             "interaction": result.interaction,
-        }, screen_pop_targets(result))
+        }, targets)
 
     return publish_live

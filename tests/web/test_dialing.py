@@ -225,3 +225,26 @@ async def test_the_manager_on_the_rung_extension_sees_the_call_too(
         assert (await ws.receive_json(timeout=5))["interaction"]["meta"]["call_id"] == "pop-3"
     await mine.close()
     await other.close()
+
+
+async def test_a_call_passed_on_to_another_extension_pops_up_there(
+    app_client: Any, manager: Any, admin: Any
+) -> None:
+    from hub.models import Manager
+
+    await Manager.filter(id=admin["manager"].id).update(extension="205")
+    await create(app_client, manager, phones=["+79123456789"], manager_id=manager["manager"].id)
+    mine, other = await connect(app_client, manager), await connect(app_client, admin)
+    await post_call(app_client, call_body("ringing", "pass-1"))
+    assert (await mine.receive_json(timeout=5))["type"] == "call.ringing"
+    # the PBX rings extension 205 next: a second ringing event of the same call (as Zadarma's
+    # NOTIFY_INTERNAL or Mango's next leg)
+    await app_client.server.app[PIPELINE].ingest(CallEvent(
+        source="generic", call_id="pass-1", state=CallState.RINGING, direction=Direction.INBOUND,
+        remote=Party(phone="+79123456789"), occurred_at=datetime.now(UTC), extension="205",
+        event_key="ext:205",
+    ))
+    pop = await other.receive_json(timeout=5)
+    assert pop["type"] == "call.ringing" and pop["interaction"]["meta"]["call_id"] == "pass-1"
+    await mine.close()
+    await other.close()
