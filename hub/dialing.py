@@ -16,6 +16,7 @@ from hub.db import Program, RaceLost, Stmt, now, run_program
 from hub.errors import ConflictError, HubError, ValidationError
 from hub.events import CallEvent, CallOutcome, CallState, Direction, Party
 from hub.identity import Kind
+from hub.metrics import Metrics
 from hub.models import Client, Identity, Manager
 from hub.pipeline import Pipeline
 
@@ -41,7 +42,7 @@ def agent_of(manager: Manager) -> Agent:
 
 async def place_call(
     pipeline: Pipeline, registry: Registry, http: ClientSession, public_base_url: str | None,
-    client: Client, manager: Manager,
+    client: Client, manager: Manager, metrics: Metrics,
 ) -> dict[str, Any]:
     """Ring the manager and connect the client; the call's timeline entry (queued as ringing,
     failed with the reason when the provider refuses)."""
@@ -63,9 +64,11 @@ async def place_call(
     try:
         provider_id = await adapter.dial(http, DialRequest(agent, phone.value, token, webhook_url))
     except HubError as exc:
+        metrics.dials.labels(adapter.name, "refused").inc()
         log.warning("click-to-call through %s failed: %s", adapter.name, exc.code)
         await _failed(pipeline, adapter, call_id, phone.value, manager, exc.message)
         raise
+    metrics.dials.labels(adapter.name, "placed").inc()
     if provider_id:
         try:
             await run_program(lambda: _bind(adapter.name, call_id, provider_id))

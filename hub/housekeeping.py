@@ -15,7 +15,8 @@ from tortoise import connections
 
 from hub import calls
 from hub.db import execute, now
-from hub.keys import PIPELINE, SETTINGS
+from hub.keys import METRICS, PIPELINE, SETTINGS
+from hub.metrics import Metrics
 from hub.pipeline import Pipeline
 
 log = logging.getLogger("hub.housekeeping")
@@ -41,19 +42,22 @@ async def end_stale_calls(
 
 async def housekeeping(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: one pass a minute while the hub runs."""
-    task = asyncio.create_task(_loop(app[PIPELINE], app[SETTINGS].stale_call_minutes))
+    task = asyncio.create_task(
+        _loop(app[PIPELINE], app[SETTINGS].stale_call_minutes, app[METRICS])
+    )
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
 
-async def _loop(pipeline: Pipeline, minutes: int) -> None:
+async def _loop(pipeline: Pipeline, minutes: int, metrics: Metrics) -> None:
     while True:
         # first wait: a pass right at start-up would race the first requests for nothing
         await asyncio.sleep(INTERVAL_S)
         try:
             ended = await end_stale_calls(pipeline, timedelta(minutes=minutes))
+            metrics.stale_calls.inc(ended)
             if ended:
                 log.info("ended %d call(s) still ringing after %d min: their end never came",
                          ended, minutes)

@@ -27,6 +27,14 @@ class Metrics:
             "hub_webhook_rejected", "Webhook requests refused", ["source", "reason"],
             registry=self.registry,
         )
+        self.dials = Counter(
+            "hub_calls_dialed", "Click-to-call requests by provider and result",
+            ["provider", "result"], registry=self.registry,
+        )
+        self.stale_calls = Counter(
+            "hub_stale_calls_ended", "Calls the hub ended because their end never arrived",
+            registry=self.registry,
+        )
         self.online = Gauge("hub_managers_online", "Managers connected to the live stream",
                             registry=self.registry)
 

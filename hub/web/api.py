@@ -12,7 +12,7 @@ from tortoise.expressions import Q
 from hub import clients, dialing, identity, managers, merges, search, timeline
 from hub.db import now
 from hub.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
-from hub.keys import BUS, HTTP, PIPELINE, REGISTRY, SETTINGS
+from hub.keys import BUS, HTTP, METRICS, PIPELINE, REGISTRY, SETTINGS
 from hub.models import (
     Client,
     ClientStatus,
@@ -166,7 +166,7 @@ async def call_client(request: web.Request) -> web.Response:
         manager = found
     app = request.app
     entry = await dialing.place_call(app[PIPELINE], app[REGISTRY], app[HTTP],
-                                     app[SETTINGS].public_base_url, client, manager)
+                                     app[SETTINGS].public_base_url, client, manager, app[METRICS])
     return ok(entry, 202)
 
 

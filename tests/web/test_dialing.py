@@ -150,6 +150,8 @@ async def test_a_refused_call_shows_as_failed_with_the_reason(
     timeline = await get_json(app_client, manager, f"/api/clients/{card['id']}/timeline")
     [entry] = timeline["items"]
     assert entry["status"] == "failed" and "no money" in entry["text"]
+    metrics = await (await app_client.get("/metrics")).text()
+    assert 'hub_calls_dialed_total{provider="scripted",result="refused"} 1.0' in metrics
     # a failed click is never claimed by a later call
     await provider_event(app_client, "out-1", CallState.RINGING, "+79123456789")
     assert len(await calls_on(card["id"])) == 2
