@@ -21,8 +21,9 @@ Credentials: Console → Account Info: Account SID and Auth Token.
 | Dial action DialCallStatus=other           | ended     | as CallStatus (event_key dial) |
 | RecordingStatus=completed                  | recording | RecordingUrl + ".mp3"          |
 
-An incoming call gets TwiML that rings `forward_to` (its <Dial action> reports whether someone
-picked up), or a busy <Reject> when forward_to is unset. Twilio reports an inbound call it ran
+An incoming call gets TwiML that rings the client's responsible manager (the phone on their
+profile) and `forward_to` together (its <Dial action> reports whether someone picked up), or a
+busy <Reject> when the hub knows neither. Twilio reports an inbound call it ran
 TwiML for as "completed" even when the forwarded phone never answered, so inbound "completed"
 carries no outcome: the Dial action decides answered or missed. Click-to-call is the same the
 other way round: its call rings our manager, whose answer is not the client's; the TwiML's
@@ -212,19 +213,24 @@ class TwilioAdapter(Adapter):
         incoming = (fields.get("Direction") == "inbound" and fields.get("CallStatus") == "ringing"
                     and not {"CallbackSource", "DialCallStatus", "RecordingStatus"} & set(fields))
         url = request.url.split("?", 1)[0]
-        twiml = self._incoming(url, fields.get("From", "")) if incoming else EMPTY
+        manager_phone = getattr(results[0], "manager_phone", None) if results else None
+        twiml = self._incoming(url, fields.get("From", ""), manager_phone) if incoming else EMPTY
         return WebhookReply(body=(XML_HEAD + twiml).encode(), content_type="text/xml")
 
-    def _incoming(self, url: str, caller: str) -> str:
+    def _incoming(self, url: str, caller: str, manager_phone: str | None) -> str:
+        """Ring the client's responsible manager (their phone on file) and forward_to at once;
+        busy when the hub knows neither."""
         config = self._config
-        if not config.forward_to:
+        targets = list(dict.fromkeys(n for n in (manager_phone, config.forward_to) if n))
+        if not targets:
             return '<Response><Reject reason="busy"/></Response>'
         hidden = _party(caller, None).phone is None
         recordings = url if hidden else f"{url}?{urlencode({'hub_from': caller.strip()})}"
-        # no callerId: Twilio passes the caller's own number through to the forwarded phone
+        numbers = "".join(f"<Number>{escape(n)}</Number>" for n in targets)
+        # no callerId: Twilio passes the caller's own number through to the forwarded phone;
+        # several <Number>s ring together and the first to answer takes the call
         return (f'<Response><Dial timeout="{config.ring_timeout}" action={quoteattr(url)} '
-                f'method="POST"{self._record(recordings)}><Number>{escape(config.forward_to)}</Number>'
-                "</Dial></Response>")
+                f'method="POST"{self._record(recordings)}>{numbers}</Dial></Response>')
 
     def _record(self, callback: str) -> str:
         if not self._config.record:

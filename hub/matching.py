@@ -23,7 +23,8 @@ TEXT_KINDS = (Kind.EMAIL, Kind.TELEGRAM_USERNAME)
 CLIENT_COLUMNS = (
     "c.id AS c_id, c.name AS c_name, c.status AS c_status, c.manager_id AS c_manager_id, "
     "c.last_interaction_at AS c_last, c.activity_at AS c_activity, "
-    "c.merged_into_id AS c_merged, m.name AS m_name, m.extension AS m_extension"
+    "c.merged_into_id AS c_merged, m.name AS m_name, m.extension AS m_extension, "
+    "m.phone AS m_phone"
 )
 MANAGER_JOIN = "LEFT JOIN manager m ON m.id = c.manager_id"
 # A merge holds FOR UPDATE on both cards while it moves their rows; an ingest that is about to
@@ -58,6 +59,7 @@ class ClientRef:
     activity_at: datetime
     manager: dict[str, Any] | None
     merged_into: int | None = None
+    manager_phone: str | None = None  # where a provider can ring the responsible manager
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "status": self.status}
@@ -76,7 +78,7 @@ def client_ref(row: Row) -> ClientRef | None:
     return ClientRef(
         id=int(row["c_id"]), name=row["c_name"], status=row["c_status"], manager_id=manager_id,
         last_interaction_at=as_datetime(row["c_last"]), activity_at=activity, manager=manager,
-        merged_into=row["c_merged"],
+        merged_into=row["c_merged"], manager_phone=row["m_phone"] if manager else None,
     )
 
 

@@ -48,6 +48,8 @@ class IngestResult:
     call_status: str | None = None
     # the manager whose extension the event names (rung, answered): they see the screen pop too
     extension_manager_id: int | None = None
+    # the responsible manager's own phone (E.164), for providers that ring it (Twilio)
+    manager_phone: str | None = None
 
     def reply(self) -> dict[str, Any]:
         """The contract's webhook answer."""
@@ -61,6 +63,7 @@ class IngestResult:
     def describe(self, client: ClientRef | None) -> None:
         if client is not None:
             self.client_id, self.client, self.manager = client.id, client.summary(), client.manager
+            self.manager_phone = client.manager_phone
 
 
 Hook = Callable[[IngestResult], Awaitable[None]]

@@ -821,3 +821,23 @@ async def test_a_click_the_client_does_not_answer_is_not_a_connected_call(
     entries = await calls_of(client, headers, client_id)
     assert [e["status"] for e in entries if e["direction"] == "out"] == [status]
     assert await Reminder.filter(client_id=client_id, status="pending").count() == 1
+
+
+async def test_a_known_callers_call_rings_their_manager_and_forward_to_together(
+    hub: Any, admin: Any
+) -> None:
+    resp = await hub.post("/api/managers", json={"name": "Pavel", "phone": "8 916 000-02-02"},
+                          headers=admin["headers"])
+    pavel = (await resp.json())["id"]
+    resp = await hub.post("/api/clients", headers=admin["headers"], json={
+        "name": "Anna", "phones": ["+79161234567"], "manager_id": pavel})
+    assert resp.status == 201, await resp.text()
+    first = fixture("inbound_answered.json")[0]["form"]
+    answer = await post(hub, {**first, "From": "+7 916 123-45-67"})
+    dial = ET.fromstring(await answer.text()).find("Dial")
+    assert dial is not None
+    assert [n.text for n in dial.findall("Number")] == ["+79160000202", FORWARD_TO]
+    # an unknown caller has no manager yet: forward_to alone
+    stranger = await post(hub, {**first, "CallSid": "CA" + "99" * 16, "From": "+79990001122"})
+    dial = ET.fromstring(await stranger.text()).find("Dial")
+    assert dial is not None and [n.text for n in dial.findall("Number")] == [FORWARD_TO]
