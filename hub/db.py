@@ -127,7 +127,8 @@ async def execute(conn: BaseDBAsyncClient, stmt: Stmt) -> list[dict[str, Any]]:
 
 
 class RaceLost(Exception):
-    """A unique constraint fired: a concurrent transaction won; retry the whole program."""
+    """A unique constraint fired or a deadlock was broken: a concurrent transaction won;
+    retry the whole program."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +318,9 @@ async def _run_asyncpg(client: BaseDBAsyncClient, make: Callable[[], Program[T]]
                         stmt = program.send(rows)
                     except StopIteration as done:  # inside the block: it commits
                         return cast(T, done.value)
-        except asyncpg.UniqueViolationError as exc:
+        except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as exc:
+            # a concurrent ingest won the race, or PostgreSQL broke a lock cycle by failing
+            # this transaction: either way, running the whole program again is safe
             raise RaceLost(str(exc)) from None
 
 

@@ -28,9 +28,11 @@ CLIENT_COLUMNS = (
 )
 MANAGER_JOIN = "LEFT JOIN manager m ON m.id = c.manager_id"
 # A merge holds FOR UPDATE on both cards while it moves their rows; an ingest that is about to
-# write onto a card holds FOR SHARE on it. Whichever comes second waits, so an entry never
-# lands on a card after the merge has moved that card's entries away.
-SHARE_CARD = " FOR SHARE OF c"
+# write onto a card locks it first (FOR NO KEY UPDATE: the lock its own UPDATE of the card
+# takes anyway). Whichever comes second waits, so an entry never lands on a card after the
+# merge has moved that card's entries away. (FOR SHARE let two ingests of one card both hold
+# the card and then deadlock upgrading to the UPDATE.)
+SHARE_CARD = " FOR NO KEY UPDATE OF c"
 
 
 @dataclass(frozen=True, slots=True)
