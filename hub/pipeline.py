@@ -178,12 +178,13 @@ def _claim_dial(event: CallEvent, client_id: int | None, when: datetime) -> Prog
 def _call_reminders(client: ClientRef, change: calls.CallChange, when: datetime) -> Program[None]:
     was = change.before is not None and calls.is_missed_inbound(change.before, change.direction)
     missed = calls.is_missed_inbound(change.after, change.direction)
+    started = change.after.started_at
     if missed and not was:
-        yield from reminders.on_missed_call(client.id, client.manager_id, when)
+        yield from reminders.on_missed_call(client.id, client.manager_id, started, when)
     elif was and not missed:
         yield from reminders.on_missed_call_revoked(client.id, when)
     if change.after.was_answered and not (change.before and change.before.was_answered):
-        yield from reminders.on_connected_call(client.id, when)
+        yield from reminders.on_connected_call(client.id, started, when)
 
 
 def _touch(client: ClientRef, at: datetime) -> Program[None]:

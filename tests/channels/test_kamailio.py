@@ -291,7 +291,9 @@ async def test_missed_calls_open_then_bump_then_close_one_reminder(hub: Any, man
     await replay(hub, again)
     [reminder] = await reminders(hub, manager)
     assert reminder["count"] == 2
-    answered = [{**item, "from": "+79031112233", "call_id": "third@10.0.0.7"}
+    # an hour after the missed calls: the client has been reached since
+    answered = [{**item, "from": "+79031112233", "call_id": "third@10.0.0.7",
+                 "time": f"{float(item['time']) + 3600:.6f}"}
                 for item in items("inbound_answered.json")]
     await replay(hub, answered)
     assert await reminders(hub, manager) == []

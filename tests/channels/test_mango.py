@@ -453,8 +453,10 @@ async def test_missed_calls_open_one_reminder_and_an_answered_call_closes_it(
     resp = await mango.get("/api/reminders?status=pending", headers=manager["headers"])
     [reminder] = (await resp.json())["items"]
     assert reminder["count"] == 2
-    answered = [call("Appeared", entry="e-3", frm=caller), call("Connected", entry="e-3",
-                frm=caller, seq=2), summary(1, 1, talk=T0 + 5, entry="e-3", frm=caller)]
+    later = T0 + 7200  # after the missed calls: the client has been reached since
+    answered = [call("Appeared", entry="e-3", frm=caller, at=later),
+                call("Connected", entry="e-3", frm=caller, seq=2, at=later + 5),
+                summary(1, 1, talk=later + 5, end=later + 60, entry="e-3", frm=caller)]
     await replay(mango, answered)
     resp = await mango.get("/api/reminders?status=pending", headers=manager["headers"])
     assert (await resp.json())["items"] == []

@@ -165,6 +165,47 @@ async def test_a_late_answer_takes_the_missed_call_back(pipeline: Pipeline) -> N
     assert (await state())["calls"][0]["status"] == "completed"
 
 
+# Whether a call-back is still owed follows the calls' own times, not the order their news
+# arrives in: it is owed when the client's latest missed call came after their latest call
+# that connected.
+HISTORY = {
+    "missed-then-reached": [("m1", 0, False), ("ok", 100, True)],
+    "reached-then-missed": [("ok", 0, True), ("m1", 100, False)],
+    "missed-reached-missed": [("m1", 0, False), ("ok", 100, True), ("m2", 200, False)],
+    "two-missed-then-reached": [("m1", 0, False), ("m2", 50, False), ("ok", 100, True)],
+}
+
+
+def _history_events(calls: list[tuple[str, int, bool]]) -> list[CallEvent]:
+    events = []
+    for cid, at, answered in calls:
+        events.append(call(CallState.RINGING, cid, seconds=at))
+        if answered:
+            events.append(call(CallState.ANSWERED, cid, seconds=at + 5))
+        outcome = CallOutcome.ANSWERED if answered else CallOutcome.MISSED
+        events.append(call(CallState.ENDED, cid, seconds=at + 30, outcome=outcome))
+    return events
+
+
+@pytest.mark.parametrize("name", sorted(HISTORY))
+async def test_a_call_back_is_owed_whatever_order_the_news_arrives_in(name: str) -> None:
+    history = HISTORY[name]
+    owed = max(at for _, at, ok in history if not ok) > max(at for _, at, ok in history if ok)
+    events = _history_events(history)
+    orders = list(itertools.permutations(events)) if len(events) <= 6 else [
+        events, events[::-1], events[1::2] + events[::2], events[::2] + events[1::2]]
+    for order in orders[:60]:
+        await Reminder.all().delete()
+        await Call.all().delete()
+        await Interaction.all().delete()
+        await ProcessedEvent.all().delete()
+        pipeline = Pipeline("RU")
+        for event in order:
+            await pipeline.ingest(event)
+        still_open = await Reminder.filter(status="pending").count()
+        assert still_open == int(owed), [(e.call_id, e.state.value) for e in order]
+
+
 async def test_outbound_unanswered_call_makes_no_reminder(pipeline: Pipeline) -> None:
     await pipeline.ingest(
         call(CallState.ENDED, direction=Direction.OUTBOUND, outcome=CallOutcome.MISSED)
