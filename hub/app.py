@@ -18,6 +18,7 @@ from hub.keys import BUS, HTTP, INFLIGHT, METRICS, PIPELINE, REGISTRY, SETTINGS,
 from hub.metrics import Metrics
 from hub.models import Client
 from hub.pipeline import IngestResult, Pipeline
+from hub.scheduler import SCHEDULER, Scheduler, scheduling
 from hub.settings import Settings
 from hub.web import api, openapi, ops
 from hub.web.middlewares import MIDDLEWARES
@@ -27,8 +28,12 @@ log = logging.getLogger("hub.app")
 WEBSOCKETS: web.AppKey[weakref.WeakSet[Any]] = web.AppKey("websockets")
 
 
-def create_app(settings: Settings, *, manage_db: bool = True) -> web.Application:
-    """The hub as an aiohttp application; `manage_db=False` when the caller opened the ORM."""
+def create_app(
+    settings: Settings, *, manage_db: bool = True, background: bool = True
+) -> web.Application:
+    """The hub as an aiohttp application; `manage_db=False` when the caller opened the ORM,
+    `background=False` to leave out the loops that act by the clock (the reminder scheduler
+    and housekeeping): tests that check states a reminder firing would move use it."""
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[REGISTRY] = build_registry(settings)  # settings errors surface here, at start-up
@@ -37,6 +42,8 @@ def create_app(settings: Settings, *, manage_db: bool = True) -> web.Application
     app[INFLIGHT] = Counter()
     app[PIPELINE] = pipeline = Pipeline(settings.phone_region)
     pipeline.hooks.append(_live_hook(app[BUS]))
+    app[SCHEDULER] = scheduler = Scheduler(app[BUS])
+    pipeline.hooks.append(_wake_hook(scheduler))
     app.add_routes(api.routes)
     app.add_routes(ops.routes)
     app.add_routes(openapi.routes)
@@ -44,7 +51,9 @@ def create_app(settings: Settings, *, manage_db: bool = True) -> web.Application
     if manage_db:
         app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_http_session)
-    app.cleanup_ctx.append(housekeeping)
+    if background:
+        app.cleanup_ctx.append(scheduling)
+        app.cleanup_ctx.append(housekeeping)
     return app
 
 
@@ -74,6 +83,15 @@ def screen_pop_targets(result: IngestResult) -> set[int] | None:
     if result.extension_manager_id is not None:
         targets.add(result.extension_manager_id)
     return targets
+
+
+def _wake_hook(scheduler: Scheduler) -> Any:
+    async def wake_scheduler(result: IngestResult) -> None:
+        """A call that ended may have opened a call-back reminder, due at once."""
+        if result.call_status not in (None, "ringing", "answered"):
+            scheduler.wake()
+
+    return wake_scheduler
 
 
 def _live_hook(bus: Bus) -> Any:

@@ -116,7 +116,7 @@ async def _migration_lock(database_url: str) -> AsyncIterator[None]:
 
 async def execute(conn: BaseDBAsyncClient, stmt: Stmt) -> list[dict[str, Any]]:
     """Run one statement on a Tortoise connection (inside its transaction, if any)."""
-    sql = pg_sql(stmt.sql) + stmt.pg_suffix if is_postgres(conn) else stmt.sql
+    sql = stmt.postgres_sql if is_postgres(conn) else stmt.sql
     return await conn.execute_query_dict(sql, list(stmt.params))
 
 
@@ -133,11 +133,17 @@ class RaceLost(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Stmt:
-    """One statement with `?` markers; `pg_suffix` is appended on PostgreSQL only."""
+    """One statement with `?` markers; `pg_suffix` is appended on PostgreSQL only, and
+    `pg` replaces the whole text there (a lock clause inside a subquery)."""
 
     sql: str
     params: tuple[Any, ...] = ()
     pg_suffix: str = ""
+    pg: str | None = None
+
+    @property
+    def postgres_sql(self) -> str:
+        return pg_sql(self.pg or self.sql) + self.pg_suffix
 
 
 Row = Mapping[str, Any]
@@ -313,7 +319,7 @@ async def _run_asyncpg(client: BaseDBAsyncClient, make: Callable[[], Program[T]]
                 program = make()
                 stmt = next(program)
                 while True:
-                    rows = await conn.fetch(pg_sql(stmt.sql) + stmt.pg_suffix, *stmt.params)
+                    rows = await conn.fetch(stmt.postgres_sql, *stmt.params)
                     try:
                         stmt = program.send(rows)
                     except StopIteration as done:  # inside the block: it commits

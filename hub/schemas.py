@@ -150,6 +150,8 @@ class ReminderOut(BaseModel):
     status: ReminderStatus
     origin: str
     count: int
+    fired_at: datetime | None
+    late: bool  # it fired over a minute after it fell due (no hub was running)
 
 
 class MergeOut(BaseModel):

@@ -104,8 +104,9 @@ async def orm(database_url: str) -> AsyncIterator[None]:
 
 @pytest_asyncio.fixture
 async def app_client(aiohttp_client: Any, settings: Settings, orm: None) -> Any:
-    """The hub app (sharing the test's database) under aiohttp's test client."""
-    return await aiohttp_client(create_app(settings, manage_db=False))
+    """The hub app (sharing the test's database) under aiohttp's test client, without the
+    clock-driven loops (tests/hub/test_scheduler.py runs those on purpose)."""
+    return await aiohttp_client(create_app(settings, manage_db=False, background=False))
 
 
 @pytest.fixture
@@ -113,7 +114,9 @@ def make_client(aiohttp_client: Any, make_settings: Any, orm: None) -> Any:
     """Build an app with custom settings on the test's database."""
 
     async def make(**overrides: Any) -> Any:
-        return await aiohttp_client(create_app(make_settings(**overrides), manage_db=False))
+        return await aiohttp_client(
+            create_app(make_settings(**overrides), manage_db=False, background=False)
+        )
 
     return make
 

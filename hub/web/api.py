@@ -23,6 +23,7 @@ from hub.models import (
     ReminderStatus,
     Role,
 )
+from hub.scheduler import LATE_AFTER, SCHEDULER
 from hub.schemas import (
     CallRequest,
     ClientCreate,
@@ -223,6 +224,8 @@ def serialize_reminder(reminder: Reminder) -> dict[str, Any]:
         "status": str(reminder.status),
         "origin": reminder.origin,
         "count": reminder.count,
+        "fired_at": reminder.fired_at.isoformat() if reminder.fired_at else None,
+        "late": bool(reminder.fired_at and reminder.fired_at - reminder.due_at > LATE_AFTER),
     }
 
 
@@ -259,6 +262,7 @@ async def create_reminder(request: web.Request) -> web.Response:
         client=client, manager_id=manager_id, due_at=due_at, text=data.text, origin="manual",
         created_at=when,
     )
+    request.app[SCHEDULER].wake()
     return ok(serialize_reminder(reminder), 201)
 
 
@@ -304,4 +308,5 @@ async def reminder_snooze(request: web.Request) -> web.Response:
     reminder.due_at = now() + timedelta(minutes=data.minutes)
     reminder.status, reminder.fired_at = ReminderStatus.PENDING, None
     await reminder.save(update_fields=["due_at", "status", "fired_at"])
+    request.app[SCHEDULER].wake()
     return ok(serialize_reminder(reminder))

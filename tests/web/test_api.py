@@ -451,7 +451,10 @@ async def test_reminder_create_forms(app_client: Any, manager: dict[str, Any]) -
         "status",
         "origin",
         "count",
+        "fired_at",
+        "late",
     }
+    assert soon["fired_at"] is None and soon["late"] is False
     assert soon["client_id"] == card["id"] and soon["manager_id"] == manager["manager"].id
     assert soon["status"] == "pending" and soon["origin"] == "manual" and soon["count"] == 1
     due = datetime.fromisoformat(soon["due_at"])

@@ -1,0 +1,137 @@
+"""The reminder scheduler: it sleeps until the next reminder falls due (or until it is woken
+because one was added or snoozed), claims the due ones in batches and tells their managers.
+
+Exactly once with several hub processes: a reminder is claimed by one UPDATE that moves it
+from pending to fired (on PostgreSQL its rows are picked FOR UPDATE SKIP LOCKED, so two
+processes take disjoint batches; SQLite has one writer). A reminder that fell due while no
+hub ran fires at the next start and is marked late. The wall clock is read afresh on every
+pass and no sleep is longer than MAX_SLEEP_S, so a clock that jumps only shifts what is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from tortoise import connections
+
+from hub.bus import Bus
+from hub.db import Program, Row, Stmt, as_datetime, execute, now, run_program
+from hub.models import Client, ReminderStatus
+
+log = logging.getLogger("hub.scheduler")
+BATCH = 500
+MAX_SLEEP_S = 5.0
+# a reminder that fires this long after it fell due was missed while no hub ran: say so
+LATE_AFTER = timedelta(seconds=60)
+
+_CLAIM = (
+    "UPDATE reminder SET status = ?, fired_at = ? WHERE id IN ("
+    "SELECT id FROM reminder WHERE status = ? AND due_at <= ? ORDER BY due_at, id LIMIT ?{lock}) "
+    "RETURNING id, client_id, manager_id, due_at, text, origin, count"
+)
+
+
+def claim_due(when: datetime, limit: int) -> Program[list[Row]]:
+    """Move up to `limit` due reminders from pending to fired; the ones this caller won."""
+    rows = yield Stmt(
+        _CLAIM.format(lock=""),
+        (ReminderStatus.FIRED.value, when, ReminderStatus.PENDING.value, when, limit),
+        pg=_CLAIM.format(lock=" FOR UPDATE SKIP LOCKED"),
+    )
+    return rows
+
+
+def serialize(row: Row, fired_at: datetime) -> dict[str, Any]:
+    """A fired reminder as the API and the live event show it."""
+    due_at = as_datetime(row["due_at"])
+    assert due_at is not None
+    return {
+        "id": row["id"], "client_id": row["client_id"], "manager_id": row["manager_id"],
+        "due_at": due_at.isoformat(), "text": row["text"], "status": ReminderStatus.FIRED.value,
+        "origin": row["origin"], "count": row["count"], "fired_at": fired_at.isoformat(),
+        "late": fired_at - due_at > LATE_AFTER,
+    }
+
+
+class Scheduler:
+    """One per hub process; `wake()` after adding or moving a reminder."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look again now: a reminder was added, snoozed or a missed call opened one."""
+        self._wake.set()
+
+    async def fire_due(self, when: datetime | None = None) -> int:
+        """Fire every reminder due at `when` (default now); how many this process fired."""
+        fired = 0
+        while True:
+            rows, at = await self._claim(when or now())
+            if rows:
+                await self._announce(rows, at)
+            fired += len(rows)
+            if len(rows) < BATCH:
+                return fired
+
+    async def _claim(self, at: datetime) -> tuple[list[Row], datetime]:
+        return await run_program(lambda: claim_due(at, BATCH)), at
+
+    async def _announce(self, rows: list[Row], fired_at: datetime) -> None:
+        """Tell each reminder's manager (everyone for an unassigned one); never fails the pass."""
+        try:
+            ids = {row["client_id"] for row in rows}
+            cards = {c["id"]: c for c in await Client.filter(id__in=ids).values(
+                "id", "name", "status")}
+            for row in rows:
+                manager = row["manager_id"]
+                self.bus.publish(
+                    {"type": "reminder.due", "reminder": serialize(row, fired_at),
+                     "client": cards.get(row["client_id"])},
+                    {manager} if manager is not None else None,
+                )
+        except Exception:
+            log.exception("could not announce %d fired reminder(s)", len(rows))
+
+    async def next_due_in(self) -> float:
+        """Seconds until the next pending reminder is due (at most MAX_SLEEP_S)."""
+        rows = await execute(connections.get("default"), Stmt(
+            "SELECT due_at FROM reminder WHERE status = ? ORDER BY due_at LIMIT 1",
+            (ReminderStatus.PENDING.value,),
+        ))
+        due = as_datetime(rows[0]["due_at"]) if rows else None
+        if due is None:
+            return MAX_SLEEP_S
+        return min(max((due - now()).total_seconds(), 0.0), MAX_SLEEP_S)
+
+    async def run(self) -> None:
+        """Fire, sleep until the next one is due or a wake-up, again; until cancelled."""
+        while True:
+            self._wake.clear()  # before looking: a wake-up during the pass is not lost
+            try:
+                await self.fire_due()
+                delay = await self.next_due_in()
+            except Exception:
+                log.exception("reminder pass failed; the next one retries")
+                delay = MAX_SLEEP_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+
+SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler", Scheduler)
+
+
+async def scheduling(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the scheduler runs while the hub runs."""
+    task = asyncio.create_task(app[SCHEDULER].run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
