@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -42,7 +43,9 @@ def create_app(
     app[INFLIGHT] = Counter()
     app[PIPELINE] = pipeline = Pipeline(settings.phone_region)
     pipeline.hooks.append(_live_hook(app[BUS]))
-    app[SCHEDULER] = scheduler = Scheduler(app[BUS])
+    app[SCHEDULER] = scheduler = Scheduler(
+        app[BUS], timedelta(minutes=settings.reminder_escalate_minutes)
+    )
     pipeline.hooks.append(_wake_hook(scheduler))
     app.add_routes(api.routes)
     app.add_routes(ops.routes)

@@ -183,6 +183,7 @@ class Reminder(Model):
     created_at = fields.DatetimeField()
     fired_at = fields.DatetimeField(null=True)
     done_at = fields.DatetimeField(null=True)
+    escalated_at = fields.DatetimeField(null=True)  # overdue: the admins were told
 
     class Meta:
         table = "reminder"

@@ -1,5 +1,6 @@
 """The reminder scheduler: it sleeps until the next reminder falls due (or until it is woken
-because one was added or snoozed), claims the due ones in batches and tells their managers.
+because one was added or snoozed), claims the due ones in batches and tells their managers;
+a fired reminder still not done `escalate_after` past its due time goes to the admins, once.
 
 Exactly once with several hub processes: a reminder is claimed by one UPDATE that moves it
 from pending to fired (on PostgreSQL its rows are picked FOR UPDATE SKIP LOCKED, so two
@@ -22,7 +23,7 @@ from tortoise import connections
 
 from hub.bus import Bus
 from hub.db import Program, Row, Stmt, as_datetime, execute, now, run_program
-from hub.models import Client, ReminderStatus
+from hub.models import Client, Manager, ReminderStatus, Role
 
 log = logging.getLogger("hub.scheduler")
 BATCH = 500
@@ -47,6 +48,24 @@ def claim_due(when: datetime, limit: int) -> Program[list[Row]]:
     return rows
 
 
+_ESCALATE = (
+    "UPDATE reminder SET escalated_at = ? WHERE id IN ("
+    "SELECT id FROM reminder WHERE status = ? AND escalated_at IS NULL AND due_at <= ? "
+    "ORDER BY due_at, id LIMIT ?{lock}) "
+    "RETURNING id, client_id, manager_id, due_at, text, origin, count, fired_at"
+)
+
+
+def claim_overdue(when: datetime, overdue_since: datetime, limit: int) -> Program[list[Row]]:
+    """Mark up to `limit` fired, not done reminders due before `overdue_since` escalated."""
+    rows = yield Stmt(
+        _ESCALATE.format(lock=""),
+        (when, ReminderStatus.FIRED.value, overdue_since, limit),
+        pg=_ESCALATE.format(lock=" FOR UPDATE SKIP LOCKED"),
+    )
+    return rows
+
+
 def serialize(row: Row, fired_at: datetime) -> dict[str, Any]:
     """A fired reminder as the API and the live event show it."""
     due_at = as_datetime(row["due_at"])
@@ -62,8 +81,9 @@ def serialize(row: Row, fired_at: datetime) -> dict[str, Any]:
 class Scheduler:
     """One per hub process; `wake()` after adding or moving a reminder."""
 
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, escalate_after: timedelta = timedelta(hours=1)) -> None:
         self.bus = bus
+        self.escalate_after = escalate_after
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -84,12 +104,43 @@ class Scheduler:
     async def _claim(self, at: datetime) -> tuple[list[Row], datetime]:
         return await run_program(lambda: claim_due(at, BATCH)), at
 
+    async def escalate_overdue(self, when: datetime | None = None) -> int:
+        """Tell the admins of every reminder still open `escalate_after` past its due time;
+        each once. How many this process escalated."""
+        at = when or now()
+        since = at - self.escalate_after
+        escalated = 0
+        while True:
+            rows = await run_program(lambda: claim_overdue(at, since, BATCH))
+            if rows:
+                await self._tell_admins(rows)
+            escalated += len(rows)
+            if len(rows) < BATCH:
+                return escalated
+
+    async def _tell_admins(self, rows: list[Row]) -> None:
+        try:
+            found = await Manager.filter(role=Role.ADMIN, is_active=True).values("id")
+            admins = {int(admin["id"]) for admin in found}
+            cards = await self._cards(rows)
+            for row in rows:
+                fired_at = as_datetime(row["fired_at"]) or now()
+                self.bus.publish(
+                    {"type": "reminder.overdue", "reminder": serialize(row, fired_at),
+                     "client": cards.get(row["client_id"])},
+                    admins,
+                )
+        except Exception:
+            log.exception("could not tell the admins of %d overdue reminder(s)", len(rows))
+
+    async def _cards(self, rows: list[Row]) -> dict[int, dict[str, Any]]:
+        ids = {row["client_id"] for row in rows}
+        return {c["id"]: c for c in await Client.filter(id__in=ids).values("id", "name", "status")}
+
     async def _announce(self, rows: list[Row], fired_at: datetime) -> None:
         """Tell each reminder's manager (everyone for an unassigned one); never fails the pass."""
         try:
-            ids = {row["client_id"] for row in rows}
-            cards = {c["id"]: c for c in await Client.filter(id__in=ids).values(
-                "id", "name", "status")}
+            cards = await self._cards(rows)
             for row in rows:
                 manager = row["manager_id"]
                 self.bus.publish(
@@ -101,15 +152,24 @@ class Scheduler:
             log.exception("could not announce %d fired reminder(s)", len(rows))
 
     async def next_due_in(self) -> float:
-        """Seconds until the next pending reminder is due (at most MAX_SLEEP_S)."""
-        rows = await execute(connections.get("default"), Stmt(
+        """Seconds until the next reminder falls due or turns overdue (at most MAX_SLEEP_S)."""
+        conn = connections.get("default")
+        pending = await execute(conn, Stmt(
             "SELECT due_at FROM reminder WHERE status = ? ORDER BY due_at LIMIT 1",
             (ReminderStatus.PENDING.value,),
         ))
-        due = as_datetime(rows[0]["due_at"]) if rows else None
-        if due is None:
+        fired = await execute(conn, Stmt(
+            "SELECT due_at FROM reminder WHERE status = ? AND escalated_at IS NULL "
+            "ORDER BY due_at LIMIT 1",
+            (ReminderStatus.FIRED.value,),
+        ))
+        due = as_datetime(pending[0]["due_at"]) if pending else None
+        overdue = as_datetime(fired[0]["due_at"]) if fired else None
+        times = [t for t in (due, overdue and overdue + self.escalate_after) if t is not None]
+        if not times:
             return MAX_SLEEP_S
-        return min(max((due - now()).total_seconds(), 0.0), MAX_SLEEP_S)
+        soonest = min(times)
+        return min(max((soonest - now()).total_seconds(), 0.0), MAX_SLEEP_S)
 
     async def run(self) -> None:
         """Fire, sleep until the next one is due or a wake-up, again; until cancelled."""
@@ -117,6 +177,7 @@ class Scheduler:
             self._wake.clear()  # before looking: a wake-up during the pass is not lost
             try:
                 await self.fire_due()
+                await self.escalate_overdue()
                 delay = await self.next_due_in()
             except Exception:
                 log.exception("reminder pass failed; the next one retries")

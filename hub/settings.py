@@ -98,6 +98,8 @@ class Settings(Section):
     # a call still ringing this long after it began is taken as ended unanswered: a provider
     # lost its end, and a missed call must still open its call-back reminder
     stale_call_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # a fired reminder nobody has marked done this long after it fell due goes to the admins
+    reminder_escalate_minutes: int = Field(default=60, ge=1, le=30 * 24 * 60)
     # `[telephony.<provider>]` tables, validated by each adapter's Config (channels.build_registry)
     telephony: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
     email: EmailSettings = Field(default_factory=EmailSettings)

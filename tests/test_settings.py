@@ -113,6 +113,7 @@ CONTRACT_ENV = [
     ("HUB_MAX_INFLIGHT_WEBHOOKS", "64", ("max_inflight_webhooks",), 64),
     ("HUB_LOG_LEVEL", "debug", ("log_level",), "DEBUG"),
     ("HUB_STALE_CALL_MINUTES", "45", ("stale_call_minutes",), 45),
+    ("HUB_REMINDER_ESCALATE_MINUTES", "90", ("reminder_escalate_minutes",), 90),
     ("HUB_EMAIL_INBOUND_TOKEN", "in-token", ("email", "inbound_token"), None),
     ("HUB_EMAIL_SMTP_URL", "smtps://u:p@smtp.example.com:465", ("email", "smtp_url"), None),
     ("HUB_EMAIL_IMAP_URL", "imaps://u:p@imap.example.com:993/INBOX", ("email", "imap_url"), None),

@@ -46,7 +46,7 @@ async def test_due_reminders_fire_once_and_future_ones_wait() -> None:
     later = await reminder(anna, timedelta(hours=1), olga.id)
     bus = Bus()
     inbox = listen(bus, olga.id)
-    sched = Scheduler(bus)
+    sched = Scheduler(bus, escalate_after=timedelta(days=1))
     assert await sched.fire_due() == 2
     assert await sched.fire_due() == 0  # once
     statuses = {r.id: r.status for r in await Reminder.all()}
@@ -147,3 +147,29 @@ async def test_a_reminder_due_while_the_hub_was_down_fires_at_start_marked_late(
     await ws.close()
     stored = await Reminder.get(id=missed.id)
     assert stored.fired_at is not None and stored.fired_at - stored.due_at > timedelta(hours=7)
+
+
+async def test_an_open_reminder_long_past_due_goes_to_the_admins_once() -> None:
+    from hub.models import Role
+
+    olga, _ = await create_manager("Olga")
+    boss, _ = await create_manager("Boss", role=Role.ADMIN)
+    anna = await card()
+    forgotten = await reminder(anna, -timedelta(hours=2), olga.id)
+    recent = await reminder(anna, -timedelta(minutes=10), olga.id)
+    handled = await reminder(anna, -timedelta(hours=3), olga.id)
+    bus = Bus()
+    to_olga, to_boss = listen(bus, olga.id), listen(bus, boss.id)
+    sched = Scheduler(bus, escalate_after=timedelta(hours=1))
+    assert await sched.fire_due() == 3
+    await Reminder.filter(id=handled.id).update(status="done", done_at=now())
+    assert await sched.escalate_overdue() == 1
+    assert await sched.escalate_overdue() == 0  # once
+    overdue = [json.loads(to_boss.get_nowait() or "") for _ in range(to_boss.qsize())]
+    assert [(e["type"], e["reminder"]["id"]) for e in overdue] == [
+        ("reminder.overdue", forgotten.id)]
+    assert all(json.loads(to_olga.get_nowait() or "")["type"] == "reminder.due"
+               for _ in range(to_olga.qsize()))
+    assert (await Reminder.get(id=recent.id)).escalated_at is None
+    # the scheduler wakes for the recent one when it turns overdue, not later
+    assert 0 < await sched.next_due_in() <= scheduler_module.MAX_SLEEP_S
