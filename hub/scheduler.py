@@ -31,37 +31,45 @@ MAX_SLEEP_S = 5.0
 # a reminder that fires this long after it fell due was missed while no hub ran: say so
 LATE_AFTER = timedelta(seconds=60)
 
-_CLAIM = (
-    "UPDATE reminder SET status = ?, fired_at = ? WHERE id IN ("
-    "SELECT id FROM reminder WHERE status = ? AND due_at <= ? ORDER BY due_at, id LIMIT ?{lock}) "
-    "RETURNING id, client_id, manager_id, due_at, text, origin, count"
+def _claim_sql(update: str, pick: str, returning: str) -> tuple[str, str]:
+    """A claim for SQLite and for PostgreSQL: UPDATE the rows `pick` selects. On PostgreSQL the
+    picked rows are locked FOR UPDATE SKIP LOCKED, so processes take disjoint batches, and taken
+    by `id = ANY(ARRAY(...))` rather than `id IN (...)`: with IN, the generic plan of the
+    prepared statement (asyncpg's, from the sixth run on) hash-joins a sequential scan of the
+    whole reminder table on every pass; ARRAY(...) runs once and the primary key finds its ids."""
+    return (f"{update} WHERE id IN ({pick}) {returning}",
+            f"{update} WHERE id = ANY(ARRAY({pick} FOR UPDATE SKIP LOCKED)) {returning}")
+
+
+_RETURNING = "RETURNING id, client_id, manager_id, due_at, text, origin, count, fired_at"
+CLAIM_DUE = _claim_sql(
+    "UPDATE reminder SET status = ?, fired_at = ?",
+    "SELECT id FROM reminder WHERE status = ? AND due_at <= ? ORDER BY due_at, id LIMIT ?",
+    _RETURNING,
+)
+CLAIM_OVERDUE = _claim_sql(
+    "UPDATE reminder SET escalated_at = ?",
+    "SELECT id FROM reminder WHERE status = ? AND escalated_at IS NULL AND due_at <= ? "
+    "ORDER BY due_at, id LIMIT ?",
+    _RETURNING,
 )
 
 
 def claim_due(when: datetime, limit: int) -> Program[list[Row]]:
     """Move up to `limit` due reminders from pending to fired; the ones this caller won."""
+    sqlite, postgres = CLAIM_DUE
     rows = yield Stmt(
-        _CLAIM.format(lock=""),
-        (ReminderStatus.FIRED.value, when, ReminderStatus.PENDING.value, when, limit),
-        pg=_CLAIM.format(lock=" FOR UPDATE SKIP LOCKED"),
+        sqlite, (ReminderStatus.FIRED.value, when, ReminderStatus.PENDING.value, when, limit),
+        pg=postgres,
     )
     return rows
 
 
-_ESCALATE = (
-    "UPDATE reminder SET escalated_at = ? WHERE id IN ("
-    "SELECT id FROM reminder WHERE status = ? AND escalated_at IS NULL AND due_at <= ? "
-    "ORDER BY due_at, id LIMIT ?{lock}) "
-    "RETURNING id, client_id, manager_id, due_at, text, origin, count, fired_at"
-)
-
-
 def claim_overdue(when: datetime, overdue_since: datetime, limit: int) -> Program[list[Row]]:
     """Mark up to `limit` fired, not done reminders due before `overdue_since` escalated."""
+    sqlite, postgres = CLAIM_OVERDUE
     rows = yield Stmt(
-        _ESCALATE.format(lock=""),
-        (when, ReminderStatus.FIRED.value, overdue_since, limit),
-        pg=_ESCALATE.format(lock=" FOR UPDATE SKIP LOCKED"),
+        sqlite, (when, ReminderStatus.FIRED.value, overdue_since, limit), pg=postgres,
     )
     return rows
 
@@ -130,6 +138,7 @@ class Scheduler:
                      "client": cards.get(row["client_id"])},
                     admins,
                 )
+                await asyncio.sleep(0)  # as in _announce
         except Exception:
             log.exception("could not tell the admins of %d overdue reminder(s)", len(rows))
 
@@ -148,6 +157,8 @@ class Scheduler:
                      "client": cards.get(row["client_id"])},
                     {manager} if manager is not None else None,
                 )
+                # let the sockets' writers drain: a batch is larger than a subscription's queue
+                await asyncio.sleep(0)
         except Exception:
             log.exception("could not announce %d fired reminder(s)", len(rows))
 

@@ -1,0 +1,161 @@
+"""Two real `hub serve` processes on one PostgreSQL, each with its reminder scheduler running,
+fire every one of 2,000 reminders exactly once between them: a catch-up of overdue ones in full
+batches, then a stretch where both schedulers wake for the same reminders and race.
+
+Each process pushes `reminder.due` only to the managers connected to it (the bus is
+per-process), so the manager holds one WebSocket per process: the union of what the two sockets
+hear must cover every reminder, and no id may arrive twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from hub.db import now
+from hub.managers import create_manager
+from hub.models import Client, Reminder
+from hub.scheduler import MAX_SLEEP_S
+
+REMINDERS = 2_000
+SPREAD_S = 2.0
+DEADLINE_S = 30.0
+GRACE_S = 0.5
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_healthy(session: aiohttp.ClientSession, url: str,
+                       proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise RuntimeError(f"hub exited with {proc.returncode}")
+        try:
+            async with session.get(url + "/healthz") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.05)
+    raise TimeoutError("hub did not become healthy")
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest_asyncio.fixture
+async def hubs(database_url: str, orm: None) -> AsyncIterator[list[str]]:
+    """Two `hub serve` processes with all their clock-driven loops (the default)."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("several processes share one PostgreSQL (set HUB_TEST_DATABASE_URL)")
+    env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_LOG_LEVEL": "WARNING"}
+    procs: list[subprocess.Popen[bytes]] = []
+    urls = []
+    try:
+        for _ in range(2):
+            port = free_port()
+            procs.append(subprocess.Popen(  # noqa: ASYNC220 (start-up only)
+                [sys.executable, "-m", "hub", "serve", "--port", str(port)],
+                env=env, stdout=subprocess.DEVNULL,
+            ))
+            urls.append(f"http://127.0.0.1:{port}")
+        async with aiohttp.ClientSession() as session:
+            for url, proc in zip(urls, procs, strict=True):
+                await wait_healthy(session, url, proc)
+        yield urls
+    finally:
+        stop(procs)
+
+
+def due_offsets() -> list[float]:
+    """Seconds from now: half over the next SPREAD_S (the schedulers, asleep for up to
+    MAX_SLEEP_S, find them overdue: a catch-up in full batches), half over SPREAD_S after
+    MAX_SLEEP_S (both schedulers have looked by then and wake for them together: a race)."""
+    half = REMINDERS // 2
+    step = SPREAD_S / half
+    return [0.1 + i * step for i in range(half)] + [
+        MAX_SLEEP_S + 0.5 + i * step for i in range(REMINDERS - half)]
+
+
+async def add_reminders(manager_id: int) -> set[int]:
+    """REMINDERS reminders on one card, inserted straight into the table (nothing wakes the
+    schedulers)."""
+    start = now()
+    client = await Client.create(name="Anna", created_at=start, updated_at=start,
+                                 activity_at=start)
+    await Reminder.bulk_create([
+        Reminder(client_id=client.id, manager_id=manager_id, text=f"call back {i}",
+                 due_at=start + timedelta(seconds=offset), created_at=start)
+        for i, offset in enumerate(due_offsets())
+    ], batch_size=500)
+    return set(await Reminder.filter(manager_id=manager_id).values_list("id", flat=True))
+
+
+async def collect(ws: aiohttp.ClientWebSocketResponse, mine: list[int], heard: set[int],
+                  expected: set[int], deadline: float) -> None:
+    """Append each announced reminder id to `mine` (and `heard`, shared by the sockets) until
+    time is up, or a moment after every expected id was heard (a late duplicate shows too)."""
+    while (left := deadline - time.monotonic()) > 0:
+        if expected <= heard:
+            deadline = min(deadline, time.monotonic() + GRACE_S)
+        try:
+            msg = await ws.receive(timeout=min(left, 1.0))
+        except TimeoutError:
+            continue
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            return
+        event = json.loads(msg.data)
+        if event["type"] == "reminder.due":
+            mine.append(event["reminder"]["id"])
+            heard.add(event["reminder"]["id"])
+
+
+async def test_each_reminder_fires_once_across_two_processes(hubs: list[str]) -> None:
+    manager, token = await create_manager("Olga")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as session:
+        sockets = [await session.ws_connect(url + "/api/stream", headers=headers) for url in hubs]
+        for ws in sockets:
+            assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        expected = await add_reminders(manager.id)
+        assert len(expected) == REMINDERS
+        seen: list[list[int]] = [[] for _ in sockets]
+        heard: set[int] = set()
+        deadline = time.monotonic() + DEADLINE_S
+        await asyncio.gather(*(collect(ws, mine, heard, expected, deadline)
+                               for ws, mine in zip(sockets, seen, strict=True)))
+        for ws in sockets:
+            await ws.close()
+
+    counts = Counter(i for ids in seen for i in ids)
+    print(f"announced per process: {[len(ids) for ids in seen]}")
+    assert all(seen), "both processes fire during the race"
+    assert [i for i, n in counts.items() if n > 1] == [], "announced more than once"
+    assert sorted(expected - counts.keys()) == [], "never announced"
+    assert counts.keys() == expected  # nothing else fired
+    rows = await Reminder.filter(id__in=expected).values("status", "fired_at")
+    assert all(r["status"] == "fired" and r["fired_at"] is not None for r in rows)
