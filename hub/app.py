@@ -21,7 +21,7 @@ from hub.models import Client
 from hub.pipeline import IngestResult, Pipeline
 from hub.scheduler import SCHEDULER, Scheduler, scheduling
 from hub.settings import Settings
-from hub.web import api, openapi, ops
+from hub.web import api, openapi, ops, templates_api
 from hub.web.middlewares import MIDDLEWARES
 from hub.web.webhooks import setup_webhook_routes
 
@@ -50,6 +50,7 @@ def create_app(
     app.add_routes(api.routes)
     app.add_routes(ops.routes)
     app.add_routes(openapi.routes)
+    app.add_routes(templates_api.routes)
     setup_webhook_routes(app)
     if manage_db:
         app.cleanup_ctx.append(_database)

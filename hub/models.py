@@ -223,3 +223,25 @@ class Merge(Model):
 
     class Meta:
         table = "merge"
+
+
+class OfferTemplate(Model):
+    """One version of one language variant of an offer template, written by an admin; a name's
+    newest version of a language overrides the bundled file of that name and language."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=64)
+    # "" is the default variant (not NULL: NULLs never clash in a unique constraint)
+    language = fields.CharField(max_length=16, default="")
+    version = fields.IntField()
+    subject = fields.TextField()
+    text = fields.TextField()
+    html = fields.TextField(null=True)
+    author: fields.ForeignKeyNullableRelation[Manager] = fields.ForeignKeyField(
+        "models.Manager", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "offer_template"
+        unique_together = (("name", "language", "version"),)

@@ -103,6 +103,24 @@ class ReminderSnooze(Body):
     minutes: Minutes
 
 
+TEMPLATE_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+LANGUAGE = r"^[a-z]{2,3}$"
+
+
+class TemplateUpdate(Body):
+    """A new version of one language variant of an offer template (`language` absent or null:
+    the default variant). Bodies are Jinja2, rendered in the sandbox."""
+
+    language: str | None = Field(default=None, pattern=LANGUAGE)
+    subject: str = Field(min_length=1, max_length=1_000)
+    text: str = Field(min_length=1, max_length=100_000)
+    html: str | None = Field(default=None, max_length=200_000)
+
+
+class TemplateCreate(TemplateUpdate):
+    name: str = Field(pattern=TEMPLATE_NAME)
+
+
 class ClientOut(BaseModel):
     id: int
     name: str
@@ -167,6 +185,41 @@ class MergeResult(ClientOut):
     """The surviving card, as GET shows it, plus the merge record (its id undoes it)."""
 
     merge: MergeOut
+
+
+class TemplateVariantOut(BaseModel):
+    language: str | None  # null: the default variant
+    source: str  # "bundled" (a file shipped with the hub) or "custom" (written by an admin)
+    version: int  # 0 for a bundled file
+    author: str | None
+    created_at: datetime | None
+
+
+class TemplateOut(BaseModel):
+    name: str
+    languages: list[str]  # the language variants besides the default
+    default: bool  # there is a default variant (used when the client's language has none)
+    source: str  # "custom" when any variant was written by an admin
+    version: int
+    author: str | None
+    updated_at: datetime | None
+    variants: list[TemplateVariantOut]
+
+
+class TemplateVersionOut(TemplateVariantOut):
+    name: str
+    subject: str
+    text: str
+    html: str | None
+
+
+class TemplatePreview(BaseModel):
+    template: str
+    version: int
+    language: str | None  # the variant used: the client's language, else the default
+    subject: str
+    text: str
+    html: str | None
 
 
 class WebhookAnswer(BaseModel):

@@ -85,6 +85,30 @@ class TelegramSettings(Section):
         return check_http_url(value)
 
 
+class CompanySettings(Section):
+    """What offers say about the company (`company` in an offer template)."""
+
+    name: str = Field(default="", max_length=200)
+    phone: str | None = Field(default=None, max_length=64)
+    email: str | None = None
+    website: str | None = None
+
+    @field_validator("name", "phone")
+    @classmethod
+    def _stripped(cls, value: str | None) -> str | None:
+        return value.strip() if value is not None else None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return _check_address(value) if value else None
+
+    @field_validator("website")
+    @classmethod
+    def _website(cls, value: str | None) -> str | None:
+        return check_http_url(value) if value else None
+
+
 class Settings(Section):
     database_url: str = "sqlite://./hub.db"
     host: str = Field(default="127.0.0.1", min_length=1)
@@ -104,6 +128,7 @@ class Settings(Section):
     telephony: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
     email: EmailSettings = Field(default_factory=EmailSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    company: CompanySettings = Field(default_factory=CompanySettings)
 
     @field_validator("database_url")
     @classmethod

@@ -68,6 +68,7 @@ def test_defaults_without_file_or_environment(
     assert settings.email.inbound_token is None and settings.email.form_senders == ()
     assert settings.telegram.bot_token is None
     assert settings.telegram.api_base == "https://api.telegram.org"
+    assert settings.company.name == "" and settings.company.website is None
 
 
 def test_environment_beats_file_and_explicit_beats_environment(tmp_path: Path) -> None:
@@ -127,6 +128,10 @@ CONTRACT_ENV = [
     ("HUB_TELEGRAM_BOT_TOKEN", "123:abc", ("telegram", "bot_token"), None),
     ("HUB_TELEGRAM_WEBHOOK_SECRET", "tg-secret", ("telegram", "webhook_secret"), None),
     ("HUB_TELEGRAM_API_BASE", "http://127.0.0.1:8081", ("telegram", "api_base"), None),
+    ("HUB_COMPANY_NAME", " ООО «Ромашка» ", ("company", "name"), "ООО «Ромашка»"),
+    ("HUB_COMPANY_PHONE", "+7 495 123-45-67", ("company", "phone"), None),
+    ("HUB_COMPANY_EMAIL", "info@example.com", ("company", "email"), None),
+    ("HUB_COMPANY_WEBSITE", "https://example.com/", ("company", "website"), "https://example.com"),
 ]
 
 
@@ -242,6 +247,8 @@ def test_unknown_section_is_named(tmp_path: Path) -> None:
         ({"HUB_MAX_BODY_BYTES": "12"}, "max_body_bytes", "12"),
         ({"HUB_TELEGRAM_API_BASE": "api.telegram.org"}, "telegram.api_base", "api.telegram.org"),
         ({"HUB_EMAIL_FROM_ADDRESS": "sales"}, "email.from_address", "sales"),
+        ({"HUB_COMPANY_EMAIL": "info"}, "company.email", "info"),
+        ({"HUB_COMPANY_WEBSITE": "example.com"}, "company.website", "example.com"),
     ],
 )
 def test_bad_value_error_names_key_env_and_value(env: dict[str, str], key: str, value: str) -> None:

@@ -18,7 +18,9 @@ REF = "#/components/schemas/{model}"
 MODELS = (s.ClientCreate, s.ClientPatch, s.MergeRequest, s.NoteCreate, s.CallRequest,
           s.ManagerCreate,
           s.ReminderCreate, s.ReminderSnooze, s.ClientOut, s.InteractionOut, s.ManagerOut,
-          s.ManagerCreated, s.ReminderOut, s.MergeOut, s.MergeResult, s.WebhookAnswer, s.ErrorOut)
+          s.ManagerCreated, s.ReminderOut, s.MergeOut, s.MergeResult, s.WebhookAnswer, s.ErrorOut,
+          s.TemplateCreate, s.TemplateUpdate, s.TemplateOut, s.TemplateVersionOut,
+          s.TemplatePreview)
 ERRORS = {"400": "malformed body, query or cursor", "401": "no or wrong credentials",
           "403": "the role may not do this", "404": "not found", "409": "conflict",
           "410": "the card was merged away; the body carries merged_into",
@@ -72,7 +74,7 @@ PUBLIC: dict[str, Any] = {"security": []}
 def build_spec(router: web.UrlDispatcher | None = None) -> dict[str, Any]:
     """The whole document; with a router, every route it holds under /api and /webhooks."""
     _, defs = models_json_schema([(m, "validation") for m in MODELS], ref_template=REF)
-    paths = {**_client_paths(), **_other_paths(), **_webhook_paths()}
+    paths = {**_client_paths(), **_other_paths(), **_template_paths(), **_webhook_paths()}
     if router is not None:
         _fill_from_router(paths, router)
     return {
@@ -166,6 +168,31 @@ def _other_paths() -> dict[str, Any]:
             "summary": "Prometheus metrics (text format)", **PUBLIC,
             "responses": {"200": {"description": "success",
                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+    }
+
+
+def _template_paths() -> dict[str, Any]:
+    name = _param("name", "path", pattern=s.TEMPLATE_NAME)
+    preview_q = [name, {**_param("client_id", kind="integer", minimum=1), "required": True},
+                 _param("language", pattern=s.LANGUAGE)]
+    return {
+        "/api/templates": {
+            "get": _op("Offer templates, bundled and written by admins", _page("TemplateOut")),
+            "post": _op("A new template or language variant, version 1 (admin); bodies are "
+                        "Jinja2, checked in the sandbox", _ref("TemplateVersionOut"),
+                        body="TemplateCreate", status="201", errors=(*WRITE, "403", "409")),
+        },
+        "/api/templates/{name}": {"put": _op(
+            "A new version of a template's language variant (admin); earlier ones are kept",
+            _ref("TemplateVersionOut"), body="TemplateUpdate", params=[name],
+            errors=(*WRITE, "403", "409"))},
+        "/api/templates/{name}/versions": {"get": _op(
+            "Every stored version of a template, newest first, then its bundled files",
+            _page("TemplateVersionOut"), params=[name], errors=("401", "404"))},
+        "/api/templates/{name}/preview": {"get": _op(
+            "Exactly what the template sends to the card: the client's language (or the given "
+            "one), else the default; 422 with the reason when it does not render",
+            _ref("TemplatePreview"), params=preview_q, errors=(*CARD, "422"))},
     }
 
 
