@@ -12,16 +12,18 @@ import aiohttp
 from aiohttp import web
 
 from channels import build_registry
+from channels.smtp import SmtpSender
 from hub import clients, db
 from hub.bus import Bus
 from hub.housekeeping import housekeeping
 from hub.keys import BUS, HTTP, INFLIGHT, METRICS, PIPELINE, REGISTRY, SETTINGS, Counter
 from hub.metrics import Metrics
 from hub.models import Client
+from hub.outbox import OUTBOX, OutboxWorker, sending
 from hub.pipeline import IngestResult, Pipeline
 from hub.scheduler import SCHEDULER, Scheduler, scheduling
 from hub.settings import Settings
-from hub.web import api, openapi, ops, templates_api
+from hub.web import api, offers_api, openapi, ops, templates_api
 from hub.web.middlewares import MIDDLEWARES
 from hub.web.webhooks import setup_webhook_routes
 
@@ -33,8 +35,9 @@ def create_app(
     settings: Settings, *, manage_db: bool = True, background: bool = True
 ) -> web.Application:
     """The hub as an aiohttp application; `manage_db=False` when the caller opened the ORM,
-    `background=False` to leave out the loops that act by the clock (the reminder scheduler
-    and housekeeping): tests that check states a reminder firing would move use it."""
+    `background=False` to leave out the loops that act by the clock (the reminder scheduler,
+    housekeeping and the outbox worker): tests that check states a reminder firing would move
+    use it."""
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[REGISTRY] = build_registry(settings)  # settings errors surface here, at start-up
@@ -47,10 +50,12 @@ def create_app(
         app[BUS], timedelta(minutes=settings.reminder_escalate_minutes)
     )
     pipeline.hooks.append(_wake_hook(scheduler))
+    app[OUTBOX] = OutboxWorker(SmtpSender.from_settings(settings.email), app[BUS])
     app.add_routes(api.routes)
     app.add_routes(ops.routes)
     app.add_routes(openapi.routes)
     app.add_routes(templates_api.routes)
+    app.add_routes(offers_api.routes)
     setup_webhook_routes(app)
     if manage_db:
         app.cleanup_ctx.append(_database)
@@ -58,6 +63,7 @@ def create_app(
     if background:
         app.cleanup_ctx.append(scheduling)
         app.cleanup_ctx.append(housekeeping)
+        app.cleanup_ctx.append(sending)
     return app
 
 

@@ -245,3 +245,30 @@ class OfferTemplate(Model):
     class Meta:
         table = "offer_template"
         unique_together = (("name", "language", "version"),)
+
+
+class Outbox(Model):
+    """One outbound message waiting to be sent, being sent, sent or failed (hub.outbox); the
+    durable half of `POST /api/clients/{id}/offers`. Written and claimed through SQL programs."""
+
+    id = fields.BigIntField(primary_key=True)
+    interaction: fields.ForeignKeyRelation[Interaction] = fields.ForeignKeyField(
+        "models.Interaction", related_name=False, on_delete=fields.CASCADE
+    )
+    channel = fields.CharField(max_length=16)
+    to_address = fields.CharField(max_length=320)
+    subject = fields.TextField()
+    text = fields.TextField()
+    html = fields.TextField(null=True)
+    message_id = fields.CharField(max_length=255)  # generated once: a retry re-sends it
+    status = fields.CharField(max_length=16)  # queued | sending | sent | failed
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField()
+    last_error = fields.TextField(null=True)
+    sent_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "outbox"
+        indexes = [Index(fields=("status", "next_attempt_at"))]

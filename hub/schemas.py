@@ -121,6 +121,15 @@ class TemplateCreate(TemplateUpdate):
     name: str = Field(pattern=TEMPLATE_NAME)
 
 
+class OfferCreate(Body):
+    """Send an offer template to a card over a channel ("email"; "telegram" is not available
+    yet). `language` picks a variant; absent, the card's language, else the default."""
+
+    template: str = Field(pattern=TEMPLATE_NAME)
+    channel: str = Field(min_length=1, max_length=32)
+    language: str | None = Field(default=None, pattern=LANGUAGE)
+
+
 class ClientOut(BaseModel):
     id: int
     name: str

@@ -89,7 +89,7 @@ async def _truncate() -> None:
     conn = connections.get("default")
     if db.is_postgres(conn):
         tables = ("manager, api_token, client, identity, interaction, call, reminder, "
-                  "processed_event, merge, offer_template")
+                  "processed_event, merge, offer_template, outbox")
         await conn.execute_script(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 

@@ -20,7 +20,7 @@ MODELS = (s.ClientCreate, s.ClientPatch, s.MergeRequest, s.NoteCreate, s.CallReq
           s.ReminderCreate, s.ReminderSnooze, s.ClientOut, s.InteractionOut, s.ManagerOut,
           s.ManagerCreated, s.ReminderOut, s.MergeOut, s.MergeResult, s.WebhookAnswer, s.ErrorOut,
           s.TemplateCreate, s.TemplateUpdate, s.TemplateOut, s.TemplateVersionOut,
-          s.TemplatePreview)
+          s.TemplatePreview, s.OfferCreate)
 ERRORS = {"400": "malformed body, query or cursor", "401": "no or wrong credentials",
           "403": "the role may not do this", "404": "not found", "409": "conflict",
           "410": "the card was merged away; the body carries merged_into",
@@ -189,6 +189,12 @@ def _template_paths() -> dict[str, Any]:
         "/api/templates/{name}/versions": {"get": _op(
             "Every stored version of a template, newest first, then its bundled files",
             _page("TemplateVersionOut"), params=[name], errors=("401", "404"))},
+        "/api/clients/{id}/offers": {"post": _op(
+            "Render a template for the card and queue it in the durable outbox; 202 with the "
+            "offer entry (status queued, then sent or failed); 422 when the card has no "
+            "address on the channel or the template does not render",
+            _ref("InteractionOut"), body="OfferCreate", status="202", params=[ID],
+            errors=(*WRITE, "410"))},
         "/api/templates/{name}/preview": {"get": _op(
             "Exactly what the template sends to the card: the client's language (or the given "
             "one), else the default; 422 with the reason when it does not render",

@@ -1,0 +1,249 @@
+"""The durable outbox of outbound messages (e-mail offers for now) and its worker.
+
+`queue_offer` writes the `offer` timeline entry and its outbox row in one transaction. The
+worker claims due rows with one UPDATE (queued → sending; on PostgreSQL the rows are picked
+FOR UPDATE SKIP LOCKED, so several hub processes take disjoint batches), sends each, and marks
+it sent (the entry's status "sent", `meta.message_id`) or, on a retryable error, queued again
+with exponential backoff (the entry stays "queued" with `meta.attempts`, `meta.last_error` and
+`meta.next_attempt_at`) up to MAX_ATTEMPTS, after which, or at once on a permanent error, it
+is failed (the entry "failed", `meta.error`).
+
+Restart safety: a row left in `sending` longer than LEASE (its process died mid-send) is
+claimed again by the next pass. The honest caveat: if a process dies after the SMTP server
+accepted the message but before the row was marked sent, the message goes out a second time;
+it carries the same Message-ID (generated once, stored on the row), by which receivers dedupe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from aiohttp import web
+from tortoise import connections
+
+from channels.smtp import OutgoingEmail
+from hub.bus import Bus
+from hub.db import Program, Row, Stmt, as_datetime, as_json, execute, now, run_program, to_json
+from hub.errors import DeliveryError
+from hub.scheduler import _claim_sql
+from hub.timeline import entry_dict
+
+log = logging.getLogger("hub.outbox")
+BATCH = 10
+SEND_DEADLINE_S = 60.0
+MAX_SLEEP_S = 5.0
+LEASE = timedelta(minutes=2)
+BACKOFF_BASE_S = 30.0
+BACKOFF_CAP_S = 3600.0
+MAX_ATTEMPTS = 8
+
+QUEUED, SENDING, SENT, FAILED = "queued", "sending", "sent", "failed"
+
+
+class Sender(Protocol):
+    def message_id(self) -> str: ...
+
+    async def send(self, mail: OutgoingEmail) -> str: ...
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait after the `attempts`-th failed try: 30 s, 60 s, 120 s, ... capped at 1 h."""
+    return timedelta(seconds=min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_CAP_S))
+
+
+def queue_offer(
+    client_id: int, author_id: int | None, to: str, subject: str, text: str, html: str | None,
+    message_id: str, meta: dict[str, Any], when: datetime,
+) -> Program[dict[str, Any]]:
+    """The `offer` timeline entry (queued) and its outbox row, in the caller's transaction."""
+    rows = yield Stmt(
+        "INSERT INTO interaction (client_id, kind, direction, channel, occurred_at, status, text, "
+        "meta, author_id, created_at, updated_at) "
+        "VALUES (?, 'offer', 'out', 'email', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (client_id, when, QUEUED, subject, to_json(meta), author_id, when, when),
+    )
+    interaction_id = int(rows[0]["id"])
+    yield Stmt(
+        "INSERT INTO outbox (interaction_id, channel, to_address, subject, text, html, "
+        "message_id, status, attempts, next_attempt_at, created_at, updated_at) "
+        "VALUES (?, 'email', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) RETURNING id",
+        (interaction_id, to, subject, text, html, message_id, QUEUED, when, when, when),
+    )
+    return entry_dict(interaction_id, client_id, "offer", "out", "email", when, QUEUED, subject,
+                      meta)
+
+
+CLAIM = _claim_sql(
+    "UPDATE outbox SET status = ?, attempts = attempts + 1, updated_at = ?",
+    "SELECT id FROM outbox WHERE (status = ? AND next_attempt_at <= ?) "
+    "OR (status = ? AND updated_at <= ?) ORDER BY next_attempt_at, id LIMIT ?",
+    "RETURNING id, interaction_id, to_address, subject, text, html, message_id, attempts",
+)
+
+
+def claim(when: datetime, limit: int) -> Program[list[Row]]:
+    """Move up to `limit` due rows (and rows whose sender's lease ran out) to sending."""
+    sqlite, postgres = CLAIM
+    rows = yield Stmt(
+        sqlite, (SENDING, when, QUEUED, when, SENDING, when - LEASE, limit), pg=postgres
+    )
+    return rows
+
+
+def settle(
+    outbox_id: int, attempt: int, interaction_id: int, status: str, when: datetime,
+    changes: dict[str, Any], next_attempt_at: datetime | None = None, error: str | None = None,
+) -> Program[dict[str, Any] | None]:
+    """Record the outcome of a row's `attempt`-th send on the row and its timeline entry; the
+    entry as the API shows it (None when the row is no longer this attempt's: it was taken
+    back after its lease)."""
+    done = yield Stmt(
+        "UPDATE outbox SET status = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
+        "last_error = ?, sent_at = ?, updated_at = ? "
+        "WHERE id = ? AND status = ? AND attempts = ? RETURNING id",
+        (status, next_attempt_at, error, when if status == SENT else None, when, outbox_id,
+         SENDING, attempt),
+    )
+    if not done:
+        return None
+    rows = yield Stmt(
+        "SELECT client_id, kind, direction, channel, occurred_at, text, meta, author_id "
+        "FROM interaction WHERE id = ?", (interaction_id,),
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    meta = {**(as_json(row["meta"]) or {}), **changes}
+    meta = {k: v for k, v in meta.items() if not (k in changes and v is None)}  # None: drop
+    yield Stmt(
+        "UPDATE interaction SET status = ?, meta = ?, updated_at = ? WHERE id = ?",
+        (status, to_json(meta), when, interaction_id),
+    )
+    occurred_at = as_datetime(row["occurred_at"]) or when
+    entry = entry_dict(interaction_id, row["client_id"], row["kind"], row["direction"],
+                       row["channel"], occurred_at, status, row["text"], meta)
+    entry["author_id"] = row["author_id"]
+    return entry
+
+
+class OutboxWorker:
+    """One per hub process; `wake()` after queuing a message."""
+
+    def __init__(self, sender: Sender | None, bus: Bus | None = None) -> None:
+        self.sender = sender
+        self.bus = bus
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_pass(self, when: datetime | None = None) -> int:
+        """Send every due message; how many this process claimed."""
+        if self.sender is None:
+            return 0
+        claimed = 0
+        while True:
+            at = when or now()
+            rows = await run_program(functools.partial(claim, at, BATCH))
+            # a batch is sent concurrently, each send within SEND_DEADLINE_S: well inside LEASE
+            await asyncio.gather(*(self._send(row) for row in rows))
+            claimed += len(rows)
+            if len(rows) < BATCH:
+                return claimed
+
+    async def _send(self, row: Row) -> None:
+        assert self.sender is not None
+        attempts = int(row["attempts"])
+        mail = OutgoingEmail(to=row["to_address"], subject=row["subject"], text=row["text"],
+                             html=row["html"], message_id=row["message_id"], date=now())
+        try:
+            answer = await asyncio.wait_for(self.sender.send(mail), SEND_DEADLINE_S)
+        except TimeoutError:
+            exc = DeliveryError(f"no answer within {SEND_DEADLINE_S:.0f} s", retryable=True)
+            await self._failed(row, attempts, exc)
+            return
+        except DeliveryError as exc:
+            await self._failed(row, attempts, exc)
+            return
+        except Exception as exc:  # a bug in building the message: do not retry forever
+            log.exception("outbox %s: unexpected error", row["id"])
+            await self._failed(row, attempts, DeliveryError(str(exc), retryable=False))
+            return
+        when = now()
+        await self._settle(row, SENT, when, {
+            "message_id": row["message_id"], "smtp_response": answer, "attempts": attempts,
+            "sent_at": when.isoformat(), "last_error": None, "next_attempt_at": None,
+        })
+
+    async def _failed(self, row: Row, attempts: int, exc: DeliveryError) -> None:
+        when = now()
+        if exc.retryable and attempts < MAX_ATTEMPTS:
+            retry_at = when + backoff(attempts)
+            log.warning("outbox %s: attempt %d failed, retrying at %s: %s", row["id"], attempts,
+                        retry_at.isoformat(), exc.message)
+            await self._settle(row, QUEUED, when, {
+                "attempts": attempts, "last_error": exc.message,
+                "next_attempt_at": retry_at.isoformat(),
+            }, next_attempt_at=retry_at, error=exc.message)
+            return
+        log.warning("outbox %s: failed after %d attempt(s): %s", row["id"], attempts,
+                    exc.message)
+        await self._settle(row, FAILED, when, {
+            "attempts": attempts, "error": exc.message, "last_error": None,
+            "next_attempt_at": None,
+        }, error=exc.message)
+
+    async def _settle(
+        self, row: Row, status: str, when: datetime, changes: dict[str, Any],
+        next_attempt_at: datetime | None = None, error: str | None = None,
+    ) -> None:
+        outbox_id, interaction_id = int(row["id"]), int(row["interaction_id"])
+        attempt = int(row["attempts"])
+        entry = await run_program(lambda: settle(
+            outbox_id, attempt, interaction_id, status, when, changes, next_attempt_at, error))
+        if entry is not None and self.bus is not None:
+            author = entry.pop("author_id")
+            self.bus.publish({"type": "offer.updated", "interaction": entry},
+                             {int(author)} if author is not None else None)
+
+    async def next_due_in(self) -> float:
+        """Seconds until the next queued row falls due (at most MAX_SLEEP_S)."""
+        rows = await execute(connections.get("default"), Stmt(
+            "SELECT next_attempt_at FROM outbox WHERE status = ? "
+            "ORDER BY next_attempt_at LIMIT 1", (QUEUED,),
+        ))
+        due = as_datetime(rows[0]["next_attempt_at"]) if rows else None
+        if due is None:
+            return MAX_SLEEP_S
+        return min(max((due - now()).total_seconds(), 0.0), MAX_SLEEP_S)
+
+    async def run(self) -> None:
+        """Send, sleep until the next is due or a wake-up, again; until cancelled."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_pass()
+                delay = await self.next_due_in()
+            except Exception:
+                log.exception("outbox pass failed; the next one retries")
+                delay = MAX_SLEEP_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+
+OUTBOX: web.AppKey[OutboxWorker] = web.AppKey("outbox", OutboxWorker)
+
+
+async def sending(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the outbox worker runs while the hub runs."""
+    task = asyncio.create_task(app[OUTBOX].run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
