@@ -17,10 +17,8 @@ it carries the same Message-ID (generated once, stored on the row), by which rec
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -31,13 +29,12 @@ from channels.smtp import OutgoingEmail
 from hub.bus import Bus
 from hub.db import Program, Row, Stmt, as_datetime, as_json, execute, now, run_program, to_json
 from hub.errors import DeliveryError
-from hub.scheduler import _claim_sql
+from hub.loops import WakeableLoop, claim_sql, seconds_until, while_running
 from hub.timeline import entry_dict
 
 log = logging.getLogger("hub.outbox")
 BATCH = 10
 SEND_DEADLINE_S = 60.0
-MAX_SLEEP_S = 5.0
 LEASE = timedelta(minutes=2)
 BACKOFF_BASE_S = 30.0
 BACKOFF_CAP_S = 3600.0
@@ -79,7 +76,7 @@ def queue_offer(
                       meta)
 
 
-CLAIM = _claim_sql(
+CLAIM = claim_sql(
     "UPDATE outbox SET status = ?, attempts = attempts + 1, updated_at = ?",
     "SELECT id FROM outbox WHERE (status = ? AND next_attempt_at <= ?) "
     "OR (status = ? AND updated_at <= ?) ORDER BY next_attempt_at, id LIMIT ?",
@@ -132,16 +129,15 @@ def settle(
     return entry
 
 
-class OutboxWorker:
+class OutboxWorker(WakeableLoop):
     """One per hub process; `wake()` after queuing a message."""
 
+    name = "outbox"
+
     def __init__(self, sender: Sender | None, bus: Bus | None = None) -> None:
+        super().__init__()
         self.sender = sender
         self.bus = bus
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def run_pass(self, when: datetime | None = None) -> int:
         """Send every due message; how many this process claimed."""
@@ -218,32 +214,10 @@ class OutboxWorker:
             "SELECT next_attempt_at FROM outbox WHERE status = ? "
             "ORDER BY next_attempt_at LIMIT 1", (QUEUED,),
         ))
-        due = as_datetime(rows[0]["next_attempt_at"]) if rows else None
-        if due is None:
-            return MAX_SLEEP_S
-        return min(max((due - now()).total_seconds(), 0.0), MAX_SLEEP_S)
-
-    async def run(self) -> None:
-        """Send, sleep until the next is due or a wake-up, again; until cancelled."""
-        while True:
-            self._wake.clear()
-            try:
-                await self.run_pass()
-                delay = await self.next_due_in()
-            except Exception:
-                log.exception("outbox pass failed; the next one retries")
-                delay = MAX_SLEEP_S
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        return seconds_until(as_datetime(rows[0]["next_attempt_at"]) if rows else None)
 
 
 OUTBOX: web.AppKey[OutboxWorker] = web.AppKey("outbox", OutboxWorker)
 
 
-async def sending(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the outbox worker runs while the hub runs."""
-    task = asyncio.create_task(app[OUTBOX].run())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+sending = while_running(lambda app: app[OUTBOX])

@@ -12,9 +12,7 @@ pass and no sleep is longer than MAX_SLEEP_S, so a clock that jumps only shifts 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,31 +21,21 @@ from tortoise import connections
 
 from hub.bus import Bus
 from hub.db import Program, Row, Stmt, as_datetime, execute, now, run_program
+from hub.loops import WakeableLoop, claim_sql, seconds_until, while_running
 from hub.models import Client, Manager, ReminderStatus, Role
 
 log = logging.getLogger("hub.scheduler")
 BATCH = 500
-MAX_SLEEP_S = 5.0
 # a reminder that fires this long after it fell due was missed while no hub ran: say so
 LATE_AFTER = timedelta(seconds=60)
 
-def _claim_sql(update: str, pick: str, returning: str) -> tuple[str, str]:
-    """A claim for SQLite and for PostgreSQL: UPDATE the rows `pick` selects. On PostgreSQL the
-    picked rows are locked FOR UPDATE SKIP LOCKED, so processes take disjoint batches, and taken
-    by `id = ANY(ARRAY(...))` rather than `id IN (...)`: with IN, the generic plan of the
-    prepared statement (asyncpg's, from the sixth run on) hash-joins a sequential scan of the
-    whole reminder table on every pass; ARRAY(...) runs once and the primary key finds its ids."""
-    return (f"{update} WHERE id IN ({pick}) {returning}",
-            f"{update} WHERE id = ANY(ARRAY({pick} FOR UPDATE SKIP LOCKED)) {returning}")
-
-
 _RETURNING = "RETURNING id, client_id, manager_id, due_at, text, origin, count, fired_at"
-CLAIM_DUE = _claim_sql(
+CLAIM_DUE = claim_sql(
     "UPDATE reminder SET status = ?, fired_at = ?",
     "SELECT id FROM reminder WHERE status = ? AND due_at <= ? ORDER BY due_at, id LIMIT ?",
     _RETURNING,
 )
-CLAIM_OVERDUE = _claim_sql(
+CLAIM_OVERDUE = claim_sql(
     "UPDATE reminder SET escalated_at = ?",
     "SELECT id FROM reminder WHERE status = ? AND escalated_at IS NULL AND due_at <= ? "
     "ORDER BY due_at, id LIMIT ?",
@@ -86,17 +74,21 @@ def serialize(row: Row, fired_at: datetime) -> dict[str, Any]:
     }
 
 
-class Scheduler:
-    """One per hub process; `wake()` after adding or moving a reminder."""
+class Scheduler(WakeableLoop):
+    """One per hub process; `wake()` after adding or moving a reminder, or when a missed call
+    may have opened one."""
+
+    name = "reminder"
 
     def __init__(self, bus: Bus, escalate_after: timedelta = timedelta(hours=1)) -> None:
+        super().__init__()
         self.bus = bus
         self.escalate_after = escalate_after
-        self._wake = asyncio.Event()
 
-    def wake(self) -> None:
-        """Look again now: a reminder was added, snoozed or a missed call opened one."""
-        self._wake.set()
+    async def run_pass(self) -> None:
+        """Fire what is due, then tell the admins of what is overdue."""
+        await self.fire_due()
+        await self.escalate_overdue()
 
     async def fire_due(self, when: datetime | None = None) -> int:
         """Fire every reminder due at `when` (default now); how many this process fired."""
@@ -177,33 +169,10 @@ class Scheduler:
         due = as_datetime(pending[0]["due_at"]) if pending else None
         overdue = as_datetime(fired[0]["due_at"]) if fired else None
         times = [t for t in (due, overdue and overdue + self.escalate_after) if t is not None]
-        if not times:
-            return MAX_SLEEP_S
-        soonest = min(times)
-        return min(max((soonest - now()).total_seconds(), 0.0), MAX_SLEEP_S)
-
-    async def run(self) -> None:
-        """Fire, sleep until the next one is due or a wake-up, again; until cancelled."""
-        while True:
-            self._wake.clear()  # before looking: a wake-up during the pass is not lost
-            try:
-                await self.fire_due()
-                await self.escalate_overdue()
-                delay = await self.next_due_in()
-            except Exception:
-                log.exception("reminder pass failed; the next one retries")
-                delay = MAX_SLEEP_S
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        return seconds_until(min(times) if times else None)
 
 
 SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler", Scheduler)
 
 
-async def scheduling(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the scheduler runs while the hub runs."""
-    task = asyncio.create_task(app[SCHEDULER].run())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+scheduling = while_running(lambda app: app[SCHEDULER])

@@ -1,11 +1,17 @@
-"""Small helpers shared by tests: signing generic webhooks, building call bodies."""
+"""Small helpers shared by tests: signing generic webhooks, building call bodies, free ports
+and waiting for a real `hub serve` process."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import socket
+import subprocess
 from typing import Any
+
+import aiohttp
 
 GENERIC_SECRET = "test-generic-secret"
 EMAIL_TOKEN = "test-email-token"
@@ -38,3 +44,27 @@ async def post_call(client: Any, body: bytes, secret: str = GENERIC_SECRET) -> A
         data=body,
         headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, secret)},
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_healthy(
+    session: aiohttp.ClientSession, url: str, proc: subprocess.Popen[bytes], tries: int = 300
+) -> None:
+    """Poll a hub process's /healthz until it answers 200 (it migrates before it listens)."""
+    for _ in range(tries):
+        if proc.poll() is not None:
+            raise RuntimeError(f"hub exited with {proc.returncode}")
+        try:
+            async with session.get(url + "/healthz") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.05)
+    raise TimeoutError("hub did not become healthy")

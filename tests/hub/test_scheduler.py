@@ -16,6 +16,7 @@ from hub import scheduler as scheduler_module
 from hub.app import create_app
 from hub.bus import Bus
 from hub.db import now
+from hub.loops import MAX_SLEEP_S
 from hub.managers import create_manager
 from hub.models import Client, Reminder
 from hub.scheduler import Scheduler
@@ -57,7 +58,7 @@ async def test_due_reminders_fire_once_and_future_ones_wait() -> None:
     assert by_id[late.id]["reminder"]["late"] is True
     assert by_id[due.id]["reminder"]["late"] is False
     assert by_id[due.id]["client"] == {"id": anna.id, "name": "Anna", "status": "new"}
-    assert 0 < await sched.next_due_in() <= scheduler_module.MAX_SLEEP_S
+    assert 0 < await sched.next_due_in() <= MAX_SLEEP_S
 
 
 async def test_an_unassigned_reminder_reaches_everyone_an_assigned_one_its_manager() -> None:
@@ -119,7 +120,7 @@ async def test_the_running_hub_fires_a_new_reminder_on_time(
                              json={"due_at": due_at.isoformat(), "text": "call Anna back"})
     assert resp.status == 201, await resp.text()
     created = await resp.json()
-    event = await ws.receive_json(timeout=scheduler_module.MAX_SLEEP_S + 5)
+    event = await ws.receive_json(timeout=MAX_SLEEP_S + 5)
     fired_at = now()
     assert event["type"] == "reminder.due" and event["reminder"]["id"] == created["id"]
     assert event["reminder"]["text"] == "call Anna back" and not event["reminder"]["late"]
@@ -172,4 +173,4 @@ async def test_an_open_reminder_long_past_due_goes_to_the_admins_once() -> None:
                for _ in range(to_olga.qsize()))
     assert (await Reminder.get(id=recent.id)).escalated_at is None
     # the scheduler wakes for the recent one when it turns overdue, not later
-    assert 0 < await sched.next_due_in() <= scheduler_module.MAX_SLEEP_S
+    assert 0 < await sched.next_due_in() <= MAX_SLEEP_S

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,32 +15,10 @@ import pytest
 import pytest_asyncio
 
 from hub.models import Call, Client, Identity, Interaction
-from tests.helpers import GENERIC_SECRET, call_body, sign
+from tests.helpers import GENERIC_SECRET, call_body, free_port, sign, wait_healthy
 
 CALLS = 40
 PHONES = [f"+7916{n:07d}" for n in range(1, 16)]  # 40 calls from 15 people
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_healthy(
-    session: aiohttp.ClientSession, url: str, proc: subprocess.Popen[bytes]
-) -> None:
-    for _ in range(200):
-        if proc.poll() is not None:
-            raise RuntimeError(f"hub exited with {proc.returncode}")
-        try:
-            async with session.get(url + "/healthz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.05)
-    raise TimeoutError("hub did not become healthy")
 
 
 @pytest_asyncio.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,35 +24,15 @@ import pytest
 import pytest_asyncio
 
 from hub.db import now
+from hub.loops import MAX_SLEEP_S
 from hub.managers import create_manager
 from hub.models import Client, Reminder
-from hub.scheduler import MAX_SLEEP_S
+from tests.helpers import free_port, wait_healthy
 
 REMINDERS = 2_000
 SPREAD_S = 2.0
 DEADLINE_S = 30.0
 GRACE_S = 0.5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_healthy(session: aiohttp.ClientSession, url: str,
-                       proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise RuntimeError(f"hub exited with {proc.returncode}")
-        try:
-            async with session.get(url + "/healthz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.05)
-    raise TimeoutError("hub did not become healthy")
 
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
