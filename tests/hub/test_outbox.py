@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import email
 import shutil
-import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
-from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
@@ -25,53 +23,9 @@ from hub import outbox
 from hub.db import now, run_program
 from hub.errors import ConfigError, DeliveryError
 from hub.models import Client, Interaction, Outbox
-from hub.outbox import OutboxWorker, queue_offer
-
-FROM = "hub@example.test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Sink:
-    """An SMTP server's DATA handler: keeps what it accepts, or answers `answer`."""
-
-    def __init__(self) -> None:
-        self.received: list[EmailMessage] = []
-        self.answer = "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.answer.startswith("250"):
-            message = email.message_from_bytes(envelope.content, policy=default_policy)
-            assert isinstance(message, EmailMessage)
-            self.received.append(message)
-        return self.answer
-
-
-class SmtpServer:
-    """aiosmtpd on a fixed free port, started and stopped at will (a server that is down)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.sink = Sink()
-        self.controller: Controller | None = None
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
+from hub.outbox import OutboxWorker, queue_email
+from tests.helpers import free_port
+from tests.smtpserver import FROM, Sink, SmtpServer
 
 
 @pytest.fixture
@@ -92,10 +46,10 @@ async def queued(to: str = "ivan@example.com", name: str = "Иван Петро�
     when = now()
     card = await Client.create(name=name, created_at=when, updated_at=when, activity_at=when)
     meta = {"template": "price", "version": 0, "language": None, "to": to}
-    entry = await run_program(lambda: queue_offer(
-        card.id, None, to, f"Прайс для {name}", f"Здравствуйте, {name}!", f"<p>{name}</p>",
-        f"<{card.id}.test@example.test>", meta, when,
-    ))
+    mail = OutgoingEmail(to=to, subject=f"Прайс для {name}", text=f"Здравствуйте, {name}!",
+                         html=f"<p>{name}</p>", message_id=f"<{card.id}.test@example.test>",
+                         date=when)
+    entry = await run_program(lambda: queue_email("offer", card.id, None, mail, meta, when))
     row = await Outbox.get(interaction_id=entry["id"])
     return int(entry["id"]), row.id
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,22 +14,13 @@ from hub.keys import BUS
 from hub.models import Interaction, Outbox
 from hub.outbox import OUTBOX
 from tests.helpers import EMAIL_TOKEN
-from tests.hub.test_outbox import FROM, SmtpServer
+from tests.smtpserver import FROM, SmtpServer
 from tests.web.test_templates_api import call, new_card
 
 
 def email_settings(server: SmtpServer) -> dict[str, Any]:
     return {"email": {"inbound_token": EMAIL_TOKEN, "smtp_url": server.url,
                       "from_address": FROM}}
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    """An SMTP server (aiosmtpd) on a free loopback port that keeps what it receives."""
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -63,8 +53,11 @@ async def test_an_offer_is_queued_then_sent_by_email_with_personal_content(
     assert entry["channel"] == "email" and entry["status"] == "queued"
     assert entry["client_id"] == card["id"]
     assert entry["text"] == "ООО «Ромашка»: прайс-лист для Иван Петров"
+    message_id = entry["meta"].pop("message_id")
+    assert message_id.startswith("<") and message_id.endswith("@example.test>")
     assert entry["meta"] == {"template": "price", "version": 0, "language": None,
                              "to": "ivan@example.com"}
+    entry["meta"]["message_id"] = message_id
     assert [i["id"] for i in await timeline(client, manager, card["id"])] == [entry["id"]]
 
     assert await client.server.app[OUTBOX].run_pass() == 1
