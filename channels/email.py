@@ -8,23 +8,18 @@ The sender becomes or matches a card; the message becomes a timeline entry.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
-from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.parser import BytesParser
-from email.utils import parsedate_to_datetime
-from html.parser import HTMLParser
 
 from channels.base import Adapter, InboundRequest, secret
+from channels.mime import MailKind, ParsedMail, parse_mail
 from channels.signing import require_equal
 from hub.errors import ValidationError
-from hub.events import Attachment, HubEvent, MessageEvent, Party
+from hub.events import HubEvent, MessageEvent, Party
 from hub.settings import EmailSettings
 
 TOKEN_HEADER = "X-Hub-Token"  # noqa: S105 (a header name)
-MAX_TEXT = 100_000
+SOURCE = "email"  # the push endpoint and the IMAP listener share it: one message, one entry
 
 
 class EmailAdapter(Adapter):
@@ -44,93 +39,77 @@ class EmailAdapter(Adapter):
 
     def parse(self, request: InboundRequest) -> Sequence[HubEvent]:
         """One message event per request."""
-        return [parse_message(request.body)]
+        return [reader(self.config).event(request.body)]
 
 
-def parse_message(raw: bytes, source: str = "email") -> MessageEvent:
-    """A raw message as a hub MessageEvent (stdlib email, policy.default)."""
-    if not raw.strip():
-        raise ValidationError("empty message")
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
-    assert isinstance(msg, EmailMessage)
-    sender = _sender(msg)
-    if sender is None:
-        raise ValidationError("the message has no usable From address")
-    message_id = (str(msg.get("Message-ID") or "")).strip()
+def reader(config: object) -> MailReader:
+    """The reader the `[email]` settings describe."""
+    assert isinstance(config, EmailSettings)
+    return MailReader(config.form_senders, config.form_subjects, config.from_address)
+
+
+class MailReader:
+    """Raw RFC 822 bytes → a hub MessageEvent, with the mailbox's own rules: which senders and
+    subjects are web forms, and which address is the hub's own."""
+
+    def __init__(
+        self, form_senders: Collection[str] = (), form_subjects: Collection[str] = (),
+        own_address: str | None = None,
+    ) -> None:
+        self.form_senders = frozenset(a.lower() for a in form_senders)
+        self.form_subjects = tuple(s.lower() for s in form_subjects)
+        self.own_address = own_address.lower() if own_address else None
+
+    def event(self, raw: bytes) -> MessageEvent:
+        """The message as an event; ValidationError when it names no sender at all."""
+        mail = parse_mail(raw, self.form_senders, self.form_subjects)
+        if mail.sender is None and mail.kind is not MailKind.FORM:
+            raise ValidationError("the message has no usable From address")
+        return to_event(mail, raw, self.own_address)
+
+
+def parse_message(raw: bytes) -> MessageEvent:
+    """A raw message as a hub MessageEvent, with no form or own-address rules."""
+    return MailReader().event(raw)
+
+
+def to_event(mail: ParsedMail, raw: bytes, own_address: str | None = None) -> MessageEvent:
+    """The hub's view of a parsed mail: who the client is, what lands on the timeline."""
+    category, reason = mail.kind.value, mail.reason
+    sender_addr = mail.sender.addr.lower() if mail.sender else None
+    fields: dict[str, str] = {}
+    if mail.kind is MailKind.FORM:
+        # the client is the person in the form, never the site's robot that sent it
+        form = dict(mail.form)
+        party = Party(email=form.pop("email", None), phone=form.pop("phone", None),
+                      display_name=form.pop("name", None))
+        fields = form
+    else:
+        assert mail.sender is not None
+        extra = tuple(a.addr for a in mail.reply_to if a.addr.lower() != sender_addr)
+        party = Party(email=mail.sender.addr, display_name=mail.sender.name,
+                      extra_emails=extra)
+        if own_address and sender_addr == own_address:
+            category, reason = MailKind.SYSTEM.value, "our own address"
+    bounce = None
+    if mail.bounce is not None:
+        b = mail.bounce
+        bounce = {"message_id": b.original_message_id, "recipient": b.recipient,
+                  "status": b.status, "diagnostic": b.diagnostic, "permanent": b.permanent}
     return MessageEvent(
-        source=source,
+        source=SOURCE,
         channel="email",
-        external_id=message_id[:255] or "sha256:" + hashlib.sha256(raw).hexdigest(),
-        sender=Party(email=sender.addr_spec, display_name=sender.display_name or None),
-        text=_text(msg)[:MAX_TEXT],
-        occurred_at=_date(msg),
-        subject=str(msg.get("Subject") or "")[:998] or None,
-        thread_ref=(str(msg.get("In-Reply-To") or "").strip() or None),
-        attachments=tuple(_attachments(msg)),
+        external_id=(mail.message_id or "")[:255] or "sha256:" + hashlib.sha256(raw).hexdigest(),
+        sender=party,
+        text=mail.text,
+        occurred_at=mail.date or datetime.now(UTC),
+        subject=(mail.subject or "")[:998] or None,
+        thread_ref=mail.in_reply_to,
+        attachments=mail.attachments,
+        fields=fields,
+        references=mail.references[-50:],
+        html=mail.html,
+        category=category,
+        reason=reason,
+        bounce=bounce,
     )
-
-
-def _sender(msg: EmailMessage) -> Address | None:
-    try:
-        header = msg.get("From")
-        addresses = getattr(header, "addresses", ())
-    except (IndexError, ValueError, TypeError):
-        return None
-    return next((a for a in addresses if a.addr_spec and "@" in a.addr_spec), None)
-
-
-def _date(msg: EmailMessage) -> datetime:
-    try:
-        return parsedate_to_datetime(str(msg.get("Date") or ""))  # MessageEvent makes it UTC
-    except (TypeError, ValueError, IndexError):
-        return datetime.now(UTC)
-
-
-def _text(msg: EmailMessage) -> str:
-    part = msg.get_body(preferencelist=("plain", "html"))
-    if part is None:
-        return ""
-    try:
-        content = part.get_content()
-    except (LookupError, ValueError, AssertionError):
-        payload = part.get_payload(decode=True)
-        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-    if not isinstance(content, str):
-        return ""
-    return _strip_html(content) if part.get_content_type() == "text/html" else content.strip()
-
-
-def _attachments(msg: EmailMessage) -> list[Attachment]:
-    found = []
-    for part in msg.iter_attachments():
-        payload = part.get_payload(decode=True)
-        size = len(payload) if isinstance(payload, bytes) else 0
-        name = part.get_filename() or "attachment"
-        found.append(Attachment(name=name[:255], content_type=part.get_content_type(), size=size))
-    return found
-
-
-class _TextOnly(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: object) -> None:
-        self._skip += tag in ("script", "style")
-        if tag in ("br", "p", "div", "tr", "li"):
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        self._skip -= tag in ("script", "style") and self._skip > 0
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-
-
-def _strip_html(html: str) -> str:
-    parser = _TextOnly()
-    parser.feed(html)
-    lines = (line.strip() for line in "".join(parser.parts).splitlines())
-    return "\n".join(line for line in lines if line)

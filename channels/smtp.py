@@ -34,6 +34,8 @@ class OutgoingEmail:
     html: str | None
     message_id: str
     date: datetime
+    in_reply_to: str | None = None  # the client's message a manager answers
+    references: tuple[str, ...] = ()
 
 
 def new_message_id(from_address: str) -> str:
@@ -49,6 +51,9 @@ def build_message(from_address: str, mail: OutgoingEmail) -> EmailMessage:
     message["Subject"] = mail.subject
     message["Date"] = email.utils.format_datetime(mail.date)
     message["Message-ID"] = mail.message_id
+    if mail.in_reply_to:
+        message["In-Reply-To"] = mail.in_reply_to
+        message["References"] = " ".join((*mail.references, mail.in_reply_to)[-20:])
     message.set_content(mail.text)
     if mail.html:
         message.add_alternative(mail.html, subtype="html")

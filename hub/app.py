@@ -15,8 +15,10 @@ from channels import build_registry
 from channels.smtp import SmtpSender
 from hub import clients, db
 from hub.bus import Bus
+from hub.events import HubEvent
 from hub.housekeeping import housekeeping
 from hub.keys import BUS, HTTP, INFLIGHT, METRICS, PIPELINE, REGISTRY, SETTINGS, Counter
+from hub.mailbox import MAILBOX, MailboxListener, listening
 from hub.metrics import Metrics
 from hub.models import Client
 from hub.outbox import OUTBOX, OutboxWorker, sending
@@ -37,7 +39,7 @@ def create_app(
     """The hub as an aiohttp application; `manage_db=False` when the caller opened the ORM,
     `background=False` to leave out the loops that act by the clock (the reminder scheduler,
     housekeeping and the outbox worker): tests that check states a reminder firing would move
-    use it."""
+    use it; the IMAP listener is one of those loops too."""
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[REGISTRY] = build_registry(settings)  # settings errors surface here, at start-up
@@ -51,6 +53,8 @@ def create_app(
     )
     pipeline.hooks.append(_wake_hook(scheduler))
     app[OUTBOX] = OutboxWorker(SmtpSender.from_settings(settings.email), app[BUS])
+    app[MAILBOX] = (MailboxListener(settings.email, _counted(pipeline, app[METRICS], "imap"))
+                    if settings.email.imap_url is not None else None)
     app.add_routes(api.routes)
     app.add_routes(ops.routes)
     app.add_routes(openapi.routes)
@@ -64,7 +68,18 @@ def create_app(
         app.cleanup_ctx.append(scheduling)
         app.cleanup_ctx.append(housekeeping)
         app.cleanup_ctx.append(sending)
+        app.cleanup_ctx.append(listening)
     return app
+
+
+def _counted(pipeline: Pipeline, metrics: Metrics, source: str) -> Any:
+    async def ingest(event: HubEvent) -> IngestResult:
+        """Ingest, counted in hub_ingested_events like a webhook's events."""
+        result = await pipeline.ingest(event)
+        metrics.events.labels(source, "duplicate" if result.duplicate else "stored").inc()
+        return result
+
+    return ingest
 
 
 async def _http_session(app: web.Application) -> AsyncIterator[None]:
@@ -107,7 +122,7 @@ def _wake_hook(scheduler: Scheduler) -> Any:
 def _live_hook(bus: Bus) -> Any:
     async def publish_live(result: IngestResult) -> None:
         """Tell online managers what just landed on a card (never the provider's payload)."""
-        if not bus.online:
+        if not bus.online or result.quiet:
             return
         targets = screen_pop_targets(result)
         if result.call_status is not None:
@@ -118,7 +133,7 @@ def _live_hook(bus: Bus) -> Any:
                 # the call now rings another extension: its manager's screen pops too
                 targets = {result.extension_manager_id}
         else:
-            kind = "message.in"
+            kind = result.live_type or "message.in"
         client = None
         if result.client_id is not None:
             # the card as the API shows it; it may have been merged or removed since

@@ -143,13 +143,29 @@ class MessageEvent:
     thread_ref: str | None = None
     attachments: tuple[Attachment, ...] = ()
     fields: dict[str, str] = field(default_factory=dict)
+    # e-mail threading: every Message-ID the References header names, oldest first
+    references: tuple[str, ...] = ()
+    html: str | None = None  # a sanitized HTML body, when the message had one
+    # what kind of mail this is (channels.mime.MailKind): only a person's message or a web
+    # form makes or matches a card; bounces, auto-replies, lists and robots never do
+    category: str = "message"
+    reason: str | None = None  # why it is not a plain message ("list-id", "dsn", ...)
+    # a delivery failure report: which of our messages bounced and why
+    bounce: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         _normalize(self)
 
     @property
+    def makes_card(self) -> bool:
+        return self.category in PERSON_CATEGORIES
+
+    @property
     def dedupe_key(self) -> tuple[str, str, str]:
         return (self.source, self.external_id, "message")
+
+
+PERSON_CATEGORIES = frozenset({"message", "form"})
 
 
 HubEvent = CallEvent | MessageEvent

@@ -41,6 +41,9 @@ class Keys:
 
     items: tuple[tuple[Kind, str], ...]
     display_name: str
+    # the person's other addresses (an e-mail's Reply-To): written onto the card when free,
+    # never used to find it, so nobody lands on a card by naming its address
+    secondary: tuple[tuple[Kind, str], ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -118,16 +121,20 @@ def party_keys(party: Party, region: str) -> Keys:
     candidates = [
         (Kind.TELEGRAM, str(tg) if tg else None),
         (Kind.EMAIL, identity.normalize_email(party.email)),
-        *((Kind.EMAIL, identity.normalize_email(e)) for e in party.extra_emails),
         (Kind.TELEGRAM_USERNAME, identity.normalize_username(party.telegram_username)),
         (Kind.PHONE, identity.normalize_phone(party.phone, region)),
-        *((Kind.PHONE, identity.normalize_phone(p, region)) for p in party.extra_phones),
     ]
     for kind, value in candidates:
         if value:
             found[(kind, value)] = None
     ordered = sorted(found, key=lambda k: PRECEDENCE.index(k[0]))
-    return Keys(tuple(ordered), (party.display_name or "").strip()[:300])
+    others = [
+        *((Kind.EMAIL, identity.normalize_email(e)) for e in party.extra_emails),
+        *((Kind.PHONE, identity.normalize_phone(p, region)) for p in party.extra_phones),
+    ]
+    secondary = tuple(dict.fromkeys((k, v) for k, v in others if v and (k, v) not in found))
+    return Keys(tuple(ordered), (party.display_name or "").strip()[:300],
+                secondary if ordered else ())
 
 
 def search_text(name: str, keys: list[tuple[str, str]]) -> str:
@@ -146,8 +153,7 @@ def identity_stmt(client_id: int, kind: str, value: str, when: datetime) -> Stmt
     )
 
 
-def match_or_create(keys: Keys, when: datetime) -> Program[tuple[ClientRef, bool]]:
-    """The card for these identities (created if none matches) and whether it is new."""
+def _owners(keys: Keys) -> Program[dict[tuple[Kind, str], Row]]:
     where = " OR ".join(["(i.kind = ? AND i.value = ?)"] * len(keys.items))
     rows = yield Stmt(
         f"SELECT i.kind AS i_kind, i.value AS i_value, {CLIENT_COLUMNS} FROM identity i "  # noqa: S608
@@ -155,18 +161,39 @@ def match_or_create(keys: Keys, when: datetime) -> Program[tuple[ClientRef, bool
         tuple(p for key in keys.items for p in (key[0].value, key[1])),
         pg_suffix=SHARE_CARD,
     )
-    owners = {(Kind(r["i_kind"]), r["i_value"]): r for r in rows}
+    return {(Kind(r["i_kind"]), r["i_value"]): r for r in rows}
+
+
+def find_card(keys: Keys) -> Program[ClientRef | None]:
+    """The card these identities already belong to, if any: nothing is created or added."""
+    if not keys:
+        return None
+    owners = yield from _owners(keys)
+    for key in keys.items:
+        if key in owners and (found := client_ref(owners[key])) is not None:
+            return (yield from live_card(found))
+    return None
+
+
+def match_or_create(keys: Keys, when: datetime) -> Program[tuple[ClientRef, bool]]:
+    """The card for these identities (created if none matches) and whether it is new."""
+    owners = yield from _owners(keys)
     for key in keys.items:
         if key in owners:
             found = client_ref(owners[key])
             assert found is not None
             client = yield from live_card(found)
-            yield from _attach(client, [k for k in keys.items if k not in owners], when)
+            missing = [k for k in (*keys.items, *keys.secondary) if k not in owners]
+            yield from _attach(client, missing, when)
             return client, False
-    return (yield from _create(keys, when)), True
+    client = yield from create_card(keys, when)
+    if keys.secondary:
+        yield from _attach(client, list(keys.secondary), when)
+    return client, True
 
 
-def _create(keys: Keys, when: datetime) -> Program[ClientRef]:
+def create_card(keys: Keys, when: datetime) -> Program[ClientRef]:
+    """A new card with these identities (a card may have none: a web form with only a name)."""
     rows = yield Stmt(
         "INSERT INTO client (name, status, custom_fields, created_at, updated_at, activity_at, "
         "search) VALUES (?, ?, '{}', ?, ?, ?, ?) RETURNING id",

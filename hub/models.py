@@ -260,7 +260,11 @@ class Outbox(Model):
     subject = fields.TextField()
     text = fields.TextField()
     html = fields.TextField(null=True)
-    message_id = fields.CharField(max_length=255)  # generated once: a retry re-sends it
+    # generated once, so a retry re-sends the same one; replies and bounces name it
+    message_id = fields.CharField(max_length=255, db_index=True)
+    # e-mail thread headers: a manager's reply names the client's message it answers
+    in_reply_to = fields.CharField(max_length=255, null=True)
+    thread_refs = fields.TextField(null=True)  # References, space-separated
     status = fields.CharField(max_length=16)  # queued | sending | sent | failed
     attempts = fields.IntField(default=0)
     next_attempt_at = fields.DatetimeField()
@@ -272,3 +276,19 @@ class Outbox(Model):
     class Meta:
         table = "outbox"
         indexes = [Index(fields=("status", "next_attempt_at"))]
+
+
+class MailboxState(Model):
+    """Where the IMAP listener stopped in one mailbox (UIDVALIDITY + the last ingested UID) and
+    which hub process holds the mailbox until when (hub.mailbox)."""
+
+    id = fields.IntField(primary_key=True)
+    mailbox = fields.CharField(max_length=255, unique=True)
+    uidvalidity = fields.BigIntField(null=True)
+    last_uid = fields.BigIntField(default=0)
+    owner = fields.CharField(max_length=64, null=True)
+    lease_until = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "mailbox_state"

@@ -1,6 +1,6 @@
-"""The durable outbox of outbound messages (e-mail offers for now) and its worker.
+"""The durable outbox of outbound e-mail (offers and managers' messages) and its worker.
 
-`queue_offer` writes the `offer` timeline entry and its outbox row in one transaction. The
+`queue_email` writes the timeline entry and its outbox row in one transaction. The
 worker claims due rows with one UPDATE (queued → sending; on PostgreSQL the rows are picked
 FOR UPDATE SKIP LOCKED, so several hub processes take disjoint batches), sends each, and marks
 it sent (the entry's status "sent", `meta.message_id`) or, on a retryable error, queued again
@@ -54,33 +54,46 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_CAP_S))
 
 
-def queue_offer(
-    client_id: int, author_id: int | None, to: str, subject: str, text: str, html: str | None,
-    message_id: str, meta: dict[str, Any], when: datetime,
+def queue_email(
+    kind: str, client_id: int, author_id: int | None, mail: OutgoingEmail,
+    meta: dict[str, Any], when: datetime,
 ) -> Program[dict[str, Any]]:
-    """The `offer` timeline entry (queued) and its outbox row, in the caller's transaction."""
+    """The timeline entry (an `offer` or a manager's `email`, queued) and its outbox row, in the
+    caller's transaction. The entry names its Message-ID at once, so a reply or a bounce that
+    comes back finds it whatever state the send is in."""
+    meta = {**meta, "to": mail.to, "message_id": mail.message_id}
+    if mail.in_reply_to:
+        meta["in_reply_to_message"] = mail.in_reply_to
     rows = yield Stmt(
         "INSERT INTO interaction (client_id, kind, direction, channel, occurred_at, status, text, "
         "meta, author_id, created_at, updated_at) "
-        "VALUES (?, 'offer', 'out', 'email', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (client_id, when, QUEUED, subject, to_json(meta), author_id, when, when),
+        "VALUES (?, ?, 'out', 'email', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (client_id, kind, when, QUEUED, _entry_text(kind, mail), to_json(meta), author_id, when,
+         when),
     )
     interaction_id = int(rows[0]["id"])
     yield Stmt(
         "INSERT INTO outbox (interaction_id, channel, to_address, subject, text, html, "
-        "message_id, status, attempts, next_attempt_at, created_at, updated_at) "
-        "VALUES (?, 'email', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) RETURNING id",
-        (interaction_id, to, subject, text, html, message_id, QUEUED, when, when, when),
+        "message_id, in_reply_to, thread_refs, status, attempts, next_attempt_at, created_at, "
+        "updated_at) VALUES (?, 'email', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) RETURNING id",
+        (interaction_id, mail.to, mail.subject, mail.text, mail.html, mail.message_id,
+         mail.in_reply_to, " ".join(mail.references) or None, QUEUED, when, when, when),
     )
-    return entry_dict(interaction_id, client_id, "offer", "out", "email", when, QUEUED, subject,
-                      meta)
+    return entry_dict(interaction_id, client_id, kind, "out", "email", when, QUEUED,
+                      _entry_text(kind, mail), meta)
+
+
+def _entry_text(kind: str, mail: OutgoingEmail) -> str:
+    """An offer shows its subject on the timeline; a manager's message shows what was said."""
+    return mail.subject if kind == "offer" else mail.text
 
 
 CLAIM = claim_sql(
     "UPDATE outbox SET status = ?, attempts = attempts + 1, updated_at = ?",
     "SELECT id FROM outbox WHERE (status = ? AND next_attempt_at <= ?) "
     "OR (status = ? AND updated_at <= ?) ORDER BY next_attempt_at, id LIMIT ?",
-    "RETURNING id, interaction_id, to_address, subject, text, html, message_id, attempts",
+    "RETURNING id, interaction_id, to_address, subject, text, html, message_id, in_reply_to, "
+    "thread_refs, attempts",
 )
 
 
@@ -157,7 +170,9 @@ class OutboxWorker(WakeableLoop):
         assert self.sender is not None
         attempts = int(row["attempts"])
         mail = OutgoingEmail(to=row["to_address"], subject=row["subject"], text=row["text"],
-                             html=row["html"], message_id=row["message_id"], date=now())
+                             html=row["html"], message_id=row["message_id"], date=now(),
+                             in_reply_to=row["in_reply_to"],
+                             references=tuple((row["thread_refs"] or "").split()))
         try:
             answer = await asyncio.wait_for(self.sender.send(mail), SEND_DEADLINE_S)
         except TimeoutError:
@@ -205,7 +220,7 @@ class OutboxWorker(WakeableLoop):
             outbox_id, attempt, interaction_id, status, when, changes, next_attempt_at, error))
         if entry is not None and self.bus is not None:
             author = entry.pop("author_id")
-            self.bus.publish({"type": "offer.updated", "interaction": entry},
+            self.bus.publish({"type": f"{entry['kind']}.updated", "interaction": entry},
                              {int(author)} if author is not None else None)
 
     async def next_due_in(self) -> float:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hub import calls, reminders, timeline
+from hub import calls, mail, reminders, timeline
 from hub.db import Program, RaceLost, Row, Stmt, now, run_program
 from hub.events import CallEvent, HubEvent, MessageEvent
 from hub.identity import Kind
@@ -24,6 +24,8 @@ from hub.matching import (
     ClientRef,
     card,
     client_ref,
+    create_card,
+    find_card,
     live_card,
     match_or_create,
     party_keys,
@@ -50,6 +52,9 @@ class IngestResult:
     extension_manager_id: int | None = None
     # the responsible manager's own phone (E.164), for providers that ring it (Twilio)
     manager_phone: str | None = None
+    # live events: `quiet` tells nobody (a newsletter landed); `live_type` overrides the kind
+    quiet: bool = False
+    live_type: str | None = None
 
     def reply(self) -> dict[str, Any]:
         """The contract's webhook answer."""
@@ -152,17 +157,50 @@ class Pipeline:
         return result
 
     def _message(self, event: MessageEvent, when: datetime) -> Program[IngestResult]:
+        if not event.makes_card:
+            return (yield from self._no_card_message(event, when))
         result = IngestResult(event)
         keys = party_keys(event.sender, self.region)
         client = None
         if keys:
             client, result.created = yield from match_or_create(keys, when)
+        elif event.category == "form" and keys.display_name:
+            client, result.created = (yield from create_card(keys, when)), True
+        if client is not None and event.category == "form":
+            yield from mail.fill_card(client.id, keys.display_name, event.fields, when)
+        parent = None
+        if client is not None and event.channel == "email":
+            parent = yield from mail.thread_parent(event, client.id)
+        extra = mail.thread_fields(parent) if parent else None
         result.interaction = yield from timeline.append_message(
-            event, client.id if client else None, when
+            event, client.id if client else None, when, extra
         )
+        if parent:
+            yield from mail.mark_replied(parent, result.interaction["id"], event.occurred_at, when)
         result.describe(client)
         if client is not None:
             yield from _touch(client, event.occurred_at)
+        return result
+
+    def _no_card_message(self, event: MessageEvent, when: datetime) -> Program[IngestResult]:
+        """A bounce, auto-reply, list or robot mail: kept, never a card, never a reply from us.
+        A bounce fails the e-mail of ours it reports (that entry is what managers see change);
+        an auto-reply from a known client shows on their card."""
+        result = IngestResult(event, quiet=True)
+        client = None
+        if event.bounce:
+            entry = yield from mail.apply_bounce(event.bounce, when)
+            if entry is not None and entry["client_id"] is not None:
+                client = yield from card(int(entry["client_id"]))
+                result.interaction, result.live_type = entry, f"{entry['kind']}.updated"
+                result.quiet = False
+        elif event.category == "auto_reply":
+            client = yield from find_card(party_keys(event.sender, self.region))
+        stored = yield from timeline.append_message(
+            event, client.id if client is not None and not event.bounce else None, when
+        )
+        result.interaction = result.interaction or stored
+        result.describe(client)
         return result
 
 

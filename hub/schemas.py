@@ -130,6 +130,30 @@ class OfferCreate(Body):
     language: str | None = Field(default=None, pattern=LANGUAGE)
 
 
+class MessageCreate(Body):
+    """A manager's message to the client over a channel ("email"; "telegram" is not available
+    yet). An e-mail answers the client's latest message: its subject (unless one is given),
+    its thread, the address it came from."""
+
+    channel: str = Field(min_length=1, max_length=32)
+    text: str = Field(min_length=1, max_length=100_000)
+    subject: str | None = Field(default=None, min_length=1, max_length=998)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("subject")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and ("\n" in value or "\r" in value or not value.strip()):
+            raise ValueError("must be one line of text")
+        return value.strip() if value else value
+
+
 class ClientOut(BaseModel):
     id: int
     name: str

@@ -45,11 +45,26 @@ class EmailSettings(Section):
     imap_url: SecretStr | None = None
     from_address: str | None = None
     form_senders: tuple[str, ...] = ()
+    # subjects (any part, any case) that mark a mail as a web-site form, whoever sent it
+    form_subjects: tuple[str, ...] = ()
+    # after a message is on its card: leave it as it was (default), mark it \Seen, or move it
+    imap_mark_seen: bool = False
+    imap_move_to: str | None = Field(default=None, min_length=1, max_length=200)
+    # an IDLE is renewed this often; a server without IDLE is polled this often
+    imap_idle_seconds: int = Field(default=120, ge=5, le=1500)
+    imap_poll_seconds: int = Field(default=30, ge=1, le=3600)
+    # messages larger than this are recorded by their headers only
+    imap_max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=65536)
 
-    @field_validator("form_senders", mode="before")
+    @field_validator("form_senders", "form_subjects", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         return split_list(value)
+
+    @field_validator("form_subjects")
+    @classmethod
+    def _lower(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(item.strip().lower() for item in value if item.strip())
 
     @field_validator("form_senders")
     @classmethod

@@ -16,10 +16,15 @@ from hub.models import Interaction
 
 
 def append_message(
-    event: MessageEvent, client_id: int | None, when: datetime
+    event: MessageEvent, client_id: int | None, when: datetime,
+    extra: dict[str, Any] | None = None,
 ) -> Program[dict[str, Any]]:
-    """The timeline entry of an inbound message (the caller already deduplicated the event)."""
+    """The timeline entry of an inbound message (the caller already deduplicated the event).
+    A person's message is "received"; a bounce, auto-reply, list or robot mail keeps its
+    category as its status."""
     meta: dict[str, Any] = {"subject": event.subject, "thread_ref": event.thread_ref}
+    if event.channel == "email":
+        meta["from"] = event.sender.email  # where a manager's answer goes
     if event.attachments:
         meta["attachments"] = [
             {"name": a.name, "content_type": a.content_type, "size": a.size}
@@ -27,16 +32,27 @@ def append_message(
         ]
     if event.fields:
         meta["fields"] = dict(event.fields)
+    if event.references:
+        meta["references"] = list(event.references)
+    if event.html:
+        meta["html"] = event.html
+    if event.category != "message":
+        meta["category"] = event.category
+        meta["reason"] = event.reason
+    if event.bounce:
+        meta["bounce"] = dict(event.bounce)
+    meta.update(extra or {})
     meta = {k: v for k, v in meta.items() if v is not None}
+    status = "received" if event.makes_card else event.category
     rows = yield Stmt(
         "INSERT INTO interaction (client_id, kind, direction, channel, occurred_at, status, text, "
         "meta, source, external_id, created_at, updated_at) "
-        "VALUES (?, ?, 'in', ?, ?, 'received', ?, ?, ?, ?, ?, ?) RETURNING id",
-        (client_id, event.channel, event.channel, event.occurred_at, event.text, to_json(meta),
-         event.source, event.external_id, when, when),
+        "VALUES (?, ?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (client_id, event.channel, event.channel, event.occurred_at, status, event.text,
+         to_json(meta), event.source, event.external_id, when, when),
     )
     return entry_dict(int(rows[0]["id"]), client_id, event.channel, "in", event.channel,
-                      event.occurred_at, "received", event.text, meta)
+                      event.occurred_at, status, event.text, meta)
 
 
 def entry_dict(

@@ -1,38 +1,41 @@
-"""Sending offers: `POST /api/clients/{id}/offers` renders a template for the card and queues
-it in the durable outbox (hub.outbox) in the same transaction as its `offer` timeline entry;
-202 with the entry at once, the worker sends it in the background."""
+"""What managers send: `POST /api/clients/{id}/offers` renders a template for the card, and
+`POST /api/clients/{id}/messages` takes a manager's own text. Both queue in the durable outbox
+(hub.outbox) in the same transaction as their timeline entry; 202 with the entry at once, the
+worker sends it in the background."""
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import Any
 
+from aiohttp import web
+from tortoise import connections
+
+from channels.smtp import OutgoingEmail
 from hub import clients, offers
-from hub.db import now, run_program
+from hub.db import Stmt, as_json, execute, now, run_program
 from hub.errors import ValidationError
 from hub.keys import BUS, SETTINGS
-from hub.outbox import OUTBOX, queue_offer
-from hub.schemas import OfferCreate
+from hub.outbox import OUTBOX, OutboxWorker, queue_email
+from hub.schemas import MessageCreate, OfferCreate
 from hub.web.auth import current_manager
 from hub.web.inputs import read_body
 
 routes = web.RouteTableDef()
 CHANNELS = ("email",)
 LATER = ("telegram",)
+REPLY_PREFIXES = ("re:", "ответ:", "aw:", "fwd:", "fw:")
 
 
-@routes.post(r"/api/clients/{id:\d+}/offers")
-async def send_offer(request: web.Request) -> web.Response:
-    """Render a template for the card and queue it; 202 with the queued timeline entry."""
-    client_id = int(request.match_info["id"])
-    data = await read_body(request, OfferCreate)
-    if data.channel in LATER:
-        raise ValidationError(f"channel: {data.channel} is not available yet", field="channel")
-    if data.channel not in CHANNELS:
+def _check_channel(channel: str) -> None:
+    if channel in LATER:
+        raise ValidationError(f"channel: {channel} is not available yet", field="channel")
+    if channel not in CHANNELS:
         raise ValidationError(f"channel: use one of {', '.join(CHANNELS)}", field="channel")
-    card = await clients.serialize(await clients.get_client(client_id))
-    template = await offers.get_template(data.template)
-    emails = card.get("emails") or []
-    if not emails:
+
+
+def _email_worker(request: web.Request, card: dict[str, Any]) -> OutboxWorker:
+    """The outbox worker, once sure the card can be written to and sending is configured."""
+    if not card.get("emails"):
         raise ValidationError("channel: the card has no e-mail address", field="channel")
     worker = request.app[OUTBOX]
     if worker.sender is None:
@@ -40,19 +43,90 @@ async def send_offer(request: web.Request) -> web.Response:
             "channel: e-mail sending is not configured ([email] smtp_url and from_address)",
             field="channel",
         )
+    return worker
+
+
+async def _queue(
+    request: web.Request, kind: str, client_id: int, mail: OutgoingEmail, meta: dict[str, Any]
+) -> web.Response:
     manager = current_manager(request)
-    variant = template.pick(data.language or offers.client_language(card))
-    rendered = offers.render_offer(variant, card, manager, request.app[SETTINGS].company)
-    to = str(emails[0])
-    meta = {"template": template.name, "version": variant.version,
-            "language": rendered.language, "to": to}
-    message_id = worker.sender.message_id()
-    when = now()
-    entry = await run_program(lambda: queue_offer(
-        client_id, manager.id, to, rendered.subject, rendered.text, rendered.html, message_id,
-        meta, when,
-    ))
-    worker.wake()
+    entry = await run_program(lambda: queue_email(kind, client_id, manager.id, mail, meta,
+                                                  mail.date))
+    request.app[OUTBOX].wake()
     request.app[BUS].publish({"type": "timeline.added", "client_id": client_id,
                               "interaction": entry})
     return web.json_response(entry, status=202)
+
+
+@routes.post(r"/api/clients/{id:\d+}/offers")
+async def send_offer(request: web.Request) -> web.Response:
+    """Render a template for the card and queue it; 202 with the queued timeline entry."""
+    client_id = int(request.match_info["id"])
+    data = await read_body(request, OfferCreate)
+    _check_channel(data.channel)
+    card = await clients.serialize(await clients.get_client(client_id))
+    template = await offers.get_template(data.template)
+    worker = _email_worker(request, card)
+    assert worker.sender is not None
+    manager = current_manager(request)
+    variant = template.pick(data.language or offers.client_language(card))
+    rendered = offers.render_offer(variant, card, manager, request.app[SETTINGS].company)
+    meta = {"template": template.name, "version": variant.version,
+            "language": rendered.language}
+    mail = OutgoingEmail(to=str(card["emails"][0]), subject=rendered.subject,
+                         text=rendered.text, html=rendered.html,
+                         message_id=worker.sender.message_id(), date=now())
+    return await _queue(request, "offer", client_id, mail, meta)
+
+
+@routes.post(r"/api/clients/{id:\d+}/messages")
+async def send_message(request: web.Request) -> web.Response:
+    """A manager's message; an e-mail answers the client's latest one (its thread, its
+    address). 202 with the queued timeline entry."""
+    client_id = int(request.match_info["id"])
+    data = await read_body(request, MessageCreate)
+    _check_channel(data.channel)
+    card = await clients.serialize(await clients.get_client(client_id))
+    worker = _email_worker(request, card)
+    assert worker.sender is not None
+    latest = await _latest_from_client(client_id)
+    to = str(card["emails"][0])
+    subject = data.subject or _default_subject(request, data.text)
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    if latest is not None:
+        meta = as_json(latest["meta"]) or {}
+        if str(meta.get("from") or "").lower() in card["emails"]:
+            to = str(meta["from"]).lower()
+        if not data.subject and meta.get("subject"):
+            subject = reply_subject(str(meta["subject"]))
+        if not str(latest["external_id"]).startswith("sha256:"):
+            in_reply_to = str(latest["external_id"])
+            references = tuple(str(r) for r in (meta.get("references") or [])[-10:])
+    mail = OutgoingEmail(to=to, subject=subject, text=data.text, html=None,
+                         message_id=worker.sender.message_id(), date=now(),
+                         in_reply_to=in_reply_to, references=references)
+    return await _queue(request, "email", client_id, mail, {"subject": subject})
+
+
+async def _latest_from_client(client_id: int) -> dict[str, Any] | None:
+    """The client's latest own e-mail (never an auto-reply: nothing we send answers one)."""
+    rows = await execute(connections.get("default"), Stmt(
+        "SELECT external_id, meta FROM interaction WHERE client_id = ? AND kind = 'email' "
+        "AND direction = 'in' AND status = 'received' ORDER BY occurred_at DESC, id DESC LIMIT 1",
+        (client_id,),
+    ))
+    return rows[0] if rows else None
+
+
+def reply_subject(subject: str) -> str:
+    """`Re: <subject>`, without piling up prefixes."""
+    text = subject.strip()
+    return text if text.lower().startswith(REPLY_PREFIXES[:3]) else f"Re: {text}"
+
+
+def _default_subject(request: web.Request, text: str) -> str:
+    """The company's name, else the message's first line (in whatever language it is)."""
+    company = request.app[SETTINGS].company.name
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return company or (first[:77] + "..." if len(first) > 80 else first)

@@ -20,7 +20,7 @@ MODELS = (s.ClientCreate, s.ClientPatch, s.MergeRequest, s.NoteCreate, s.CallReq
           s.ReminderCreate, s.ReminderSnooze, s.ClientOut, s.InteractionOut, s.ManagerOut,
           s.ManagerCreated, s.ReminderOut, s.MergeOut, s.MergeResult, s.WebhookAnswer, s.ErrorOut,
           s.TemplateCreate, s.TemplateUpdate, s.TemplateOut, s.TemplateVersionOut,
-          s.TemplatePreview, s.OfferCreate)
+          s.TemplatePreview, s.OfferCreate, s.MessageCreate)
 ERRORS = {"400": "malformed body, query or cursor", "401": "no or wrong credentials",
           "403": "the role may not do this", "404": "not found", "409": "conflict",
           "410": "the card was merged away; the body carries merged_into",
@@ -194,6 +194,12 @@ def _template_paths() -> dict[str, Any]:
             "offer entry (status queued, then sent or failed); 422 when the card has no "
             "address on the channel or the template does not render",
             _ref("InteractionOut"), body="OfferCreate", status="202", params=[ID],
+            errors=(*WRITE, "410"))},
+        "/api/clients/{id}/messages": {"post": _op(
+            "A manager's message to the client, queued in the durable outbox; 202 with the "
+            "entry (status queued, then sent or failed). An e-mail answers the client's latest "
+            "message: its thread, its subject unless one is given, the address it came from",
+            _ref("InteractionOut"), body="MessageCreate", status="202", params=[ID],
             errors=(*WRITE, "410"))},
         "/api/templates/{name}/preview": {"get": _op(
             "Exactly what the template sends to the card: the client's language (or the given "
