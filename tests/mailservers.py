@@ -238,7 +238,7 @@ listen = {host}
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
@@ -264,7 +264,8 @@ service imap-login {{
     port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = {host}
+    port = {imaps_port}
   }}
 }}
 service lmtp {{
@@ -288,7 +289,11 @@ class Dovecot(_Daemon):
     The master runs in the foreground as our child, so `stop()` knows exactly what to end."""
 
     def __init__(self, root: Path, domain: str = "example.test",
-                 imap_port: int | None = None, lmtp_port: int | None = None) -> None:
+                 imap_port: int | None = None, lmtp_port: int | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
+        """`tls`: (certificate, key) files; then IMAP over TLS listens on `imaps_port` too."""
+        self.tls = tls
+        self.imaps_port = free_port() if tls else 0
         self.root = Path(root)
         self.domain = domain
         self._auto_ports = imap_port is None and lmtp_port is None
@@ -308,9 +313,11 @@ class Dovecot(_Daemon):
         self.root.chmod(0o755)
         _check_traversable(self.root)
         os.chown(self.root / "mail", MAIL_UID, MAIL_UID)
+        ssl = (f"ssl = yes\nssl_cert = <{self.tls[0]}\nssl_key = <{self.tls[1]}"
+               if self.tls else "ssl = no")
         self.config.write_text(DOVECOT_CONF.format(
             host=HOST, root=self.root, uid=MAIL_UID, imap_port=self.imap_port,
-            lmtp_port=self.lmtp_port, domain=self.domain))
+            imaps_port=self.imaps_port, lmtp_port=self.lmtp_port, domain=self.domain, ssl=ssl))
         self._write_users()
 
     def start(self) -> None:

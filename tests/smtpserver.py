@@ -1,12 +1,16 @@
 """An SMTP server for tests: aiosmtpd on a free loopback port, keeping what it accepts (or
-answering what a test tells it to), started and stopped at will."""
+answering what a test tells it to), started and stopped at will; and a throwaway TLS
+certificate for servers that speak TLS."""
 
 from __future__ import annotations
 
 import email
+import shutil
+import subprocess
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,3 +65,16 @@ def smtp() -> Iterator[SmtpServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1: (certificate, key)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl")
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key

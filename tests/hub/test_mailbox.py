@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.message
+import json
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiosmtplib
@@ -16,12 +19,15 @@ import pytest
 from aioimaplib import aioimaplib
 
 from channels.smtp import OutgoingEmail, SmtpSender
+from hub import mailbox as hub_mailbox
+from hub.app import create_app
 from hub.db import now
+from hub.keys import BUS
 from hub.mailbox import MailboxListener
 from hub.models import Client, Interaction, MailboxState
 from hub.pipeline import Pipeline
 from hub.settings import EmailSettings
-from tests.mailservers import Dovecot, Postfix, TcpProxy
+from tests.mailservers import Dovecot, Postfix, TcpProxy, mail_dir
 
 MAILBOX = "sales@example.test"
 WAIT_S = 15.0
@@ -260,3 +266,50 @@ async def test_our_mail_goes_out_through_postfix_into_the_clients_mailbox(
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Message-ID"] == mail.message_id and parsed["Subject"] == "Прайс-лист"
     assert parsed["In-Reply-To"] == "<q1@example.test>"
+
+
+async def test_the_running_hub_listens_and_tells_managers(
+    aiohttp_client: Any, make_settings: Any, orm: None, dovecot: Dovecot, mailbox: str,
+    manager: dict[str, Any],
+) -> None:
+    app = create_app(make_settings(email={"imap_url": mailbox, "imap_idle_seconds": 30}),
+                     manage_db=False, background=True)
+    client = await aiohttp_client(app)
+    listener = app[hub_mailbox.MAILBOX]
+    assert listener is not None
+    await connected(listener)
+    sub = app[BUS].subscribe(manager["manager"].id)
+    dovecot.deliver(message(1), MAILBOX)
+    event = json.loads(await asyncio.wait_for(sub.queue.get(), WAIT_S) or "")
+    assert event["type"] == "message.in" and event["created"] is True
+    assert event["client"]["name"] == "Клиент 1"
+    assert event["interaction"]["meta"]["subject"] == "Заявка №1"
+    metrics = await (await client.get("/metrics")).text()
+    assert 'hub_ingested_events_total{outcome="stored",source="imap"} 1.0' in metrics
+
+
+async def test_imaps_with_a_verified_certificate(
+    orm: None, certificate: tuple[Path, Path]
+) -> None:
+    cert, _ = certificate
+    with mail_dir("hub-dovecot-tls-") as root:
+        server = Dovecot(root, tls=certificate)
+        server.start()
+        try:
+            server.add_user(MAILBOX, "secret")
+            server.deliver(message(1), MAILBOX)
+            url = server.imap_url(MAILBOX).replace("imap://", "imaps://").replace(
+                f":{server.imap_port}/", f":{server.imaps_port}/")
+            listener = MailboxListener(settings(url), Pipeline("RU").ingest,
+                                       tls_context=ssl.create_default_context(cafile=str(cert)),
+                                       command_timeout=5.0, backoff_start=0.1)
+            task = asyncio.create_task(listener.run())
+            try:
+                await count_is(1)
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            assert listener.sessions == 1
+        finally:
+            server.stop()

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import email
-import shutil
 import ssl
-import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from email.policy import default as default_policy
@@ -221,19 +219,6 @@ async def test_the_late_outcome_of_an_attempt_taken_back_is_ignored(orm: None) -
     assert entry["meta"]["language"] is None and entry["meta"]["message_id"] == "<m@x>"
     assert "error" not in entry["meta"]
     assert (await Outbox.get(id=outbox_id)).status == "sent"
-
-
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost: (certificate, key)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs openssl")
-    cert, key = tmp_path / "smtp.crt", tmp_path / "smtp.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost"], check=True, capture_output=True)
-    return cert, key
 
 
 @pytest.mark.parametrize("scheme", ["smtp", "smtps"])

@@ -10,6 +10,7 @@ import pytest
 
 from hub.models import Client, Identity, Interaction, Outbox
 from hub.outbox import OUTBOX
+from tests.channels.test_mime import ALL_FIXTURES, FORM_SENDERS, FORM_SUBJECTS
 from tests.helpers import EMAIL_TOKEN
 from tests.smtpserver import FROM, SmtpServer
 from tests.web.test_templates_api import call, new_card
@@ -295,3 +296,20 @@ async def test_the_same_message_twice_changes_nothing(mail_client: Any) -> None:
     again = await push(client, raw)
     assert again["duplicate"] is True and again["client_id"] == first["client_id"]
     assert await Interaction.all().count() == 1
+
+
+@pytest.mark.parametrize(("folder", "raw"), [(p.parent.name, p.read_bytes()) for p in ALL_FIXTURES],
+                         ids=[f"{p.parent.name}/{p.stem}" for p in ALL_FIXTURES])
+async def test_every_fixture_lands_once_and_only_people_get_cards(
+    make_client: Any, folder: str, raw: bytes
+) -> None:
+    client = await make_client(email={"inbound_token": EMAIL_TOKEN,
+                                      "form_senders": sorted(FORM_SENDERS),
+                                      "form_subjects": sorted(FORM_SUBJECTS)})
+    data = await push(client, raw)
+    again = await push(client, raw)
+    assert again["duplicate"] is True and again["client_id"] == data["client_id"]
+    assert await Interaction.all().count() == 1
+    person = folder in ("message", "broken", "form")
+    assert data["created"] is person
+    assert (await Client.all().count() == 1) is person
