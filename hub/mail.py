@@ -135,3 +135,25 @@ def fill_card(client_id: int, name: str, fields: dict[str, str], when: datetime)
         ids = yield Stmt("SELECT kind, value FROM identity WHERE client_id = ?", (client_id,))
         text = search_text(new_name, [(r["kind"], r["value"]) for r in ids])
         yield Stmt("UPDATE client SET search = ? WHERE id = ?", (text, client_id))
+
+
+def adopt_replies(
+    event: MessageEvent, client_id: int, entry_id: int, thread_id: int | None
+) -> Program[None]:
+    """Replies on this card that arrived before the message they answer (mail is not always
+    fetched in the order it was written) are linked to it now."""
+    if event.external_id.startswith("sha256:"):
+        return
+    rows = yield Stmt(
+        "SELECT id, meta FROM interaction WHERE client_id = ? AND kind = 'email' "
+        "AND direction = 'in' AND json_extract(meta, '$.thread_ref') = ?",
+        (client_id, event.external_id),
+        pg="SELECT id, meta FROM interaction WHERE client_id = ? AND kind = 'email' "
+           "AND direction = 'in' AND meta->>'thread_ref' = ?",
+    )
+    for row in rows:
+        meta = as_json(row["meta"]) or {}
+        if "in_reply_to" in meta:
+            continue
+        meta.update(in_reply_to=entry_id, thread_id=thread_id or entry_id)
+        yield Stmt("UPDATE interaction SET meta = ? WHERE id = ?", (to_json(meta), row["id"]))

@@ -177,6 +177,9 @@ class Pipeline:
         )
         if parent:
             yield from mail.mark_replied(parent, result.interaction["id"], event.occurred_at, when)
+        if client is not None and event.channel == "email":
+            yield from mail.adopt_replies(event, client.id, result.interaction["id"],
+                                          extra["thread_id"] if extra else None)
         result.describe(client)
         if client is not None:
             yield from _touch(client, event.occurred_at)

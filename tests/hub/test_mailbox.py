@@ -313,3 +313,16 @@ async def test_imaps_with_a_verified_certificate(
             assert listener.sessions == 1
         finally:
             server.stop()
+
+
+async def test_a_huge_message_is_recorded_by_its_headers(
+    orm: None, dovecot: Dovecot, mailbox: str
+) -> None:
+    dovecot.deliver(message(1, size=200_000), MAILBOX)
+    dovecot.deliver(message(2), MAILBOX)
+    async with listening(mailbox, imap_max_message_bytes=65536):
+        await count_is(2)
+    big = await Interaction.get(external_id="<m1@example.ru>")
+    assert big.meta["subject"] == "Заявка №1" and "only its headers were read" in big.text
+    assert (await Client.get(id=big.client_id)).name == "Клиент 1"  # type: ignore[attr-defined]
+    assert dovecot.count(MAILBOX) == 2  # it stays in the mailbox

@@ -313,3 +313,15 @@ async def test_every_fixture_lands_once_and_only_people_get_cards(
     person = folder in ("message", "broken", "form")
     assert data["created"] is person
     assert (await Client.all().count() == 1) is person
+
+
+async def test_a_reply_fetched_before_the_message_it_answers_is_linked_all_the_same(
+    mail_client: Any,
+) -> None:
+    client = await mail_client()
+    await push(client, mail("ivan@example.ru", "Re: Вопрос", "И ещё", message_id="<e2@x>",
+                            In_Reply_To="<e1@x>", References="<e1@x>"))
+    await push(client, mail("ivan@example.ru", "Вопрос", message_id="<e1@x>"))
+    first, reply = await entry_of("<e1@x>"), await entry_of("<e2@x>")
+    assert reply.meta["in_reply_to"] == first.id and reply.meta["thread_id"] == first.id
+    assert "in_reply_to" not in first.meta
