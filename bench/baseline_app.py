@@ -27,16 +27,17 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS event (
 
 
 async def ingest(request: web.Request) -> web.Response:
-    """Store the raw body; answer with the new row's id."""
-    body = await request.read()
+    """Store the raw body (bytes that are not UTF-8 kept as U+FFFD); answer with the new row's
+    id."""
+    body = (await request.read()).decode(errors="replace")
     db = request.app[DB]
     cursor = await db.execute(
         "INSERT INTO event (body, created_at) VALUES (?, ?)",
-        (body.decode(), datetime.now(UTC).isoformat(" ")),
+        (body, datetime.now(UTC).isoformat(" ")),
     )
     await db.commit()
     for ws in list(request.app[SOCKETS]):
-        await ws.send_str(body.decode())
+        await ws.send_str(body)
     return web.json_response({"id": cursor.lastrowid})
 
 
@@ -74,6 +75,7 @@ def create_app(path: str) -> web.Application:
 
     app.cleanup_ctx.append(database)
     app.router.add_post("/webhooks/telephony/generic", ingest)
+    app.router.add_post("/webhooks/email", ingest)  # a raw RFC 822 message per request
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/stream", stream)
     return app

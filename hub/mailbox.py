@@ -48,6 +48,7 @@ BACKOFF_CAP_S = 60.0
 COMMAND_TIMEOUT_S = 30.0
 BATCH_BYTES = 4 * 1024 * 1024  # one UID FETCH asks for at most this much
 BATCH_COUNT = 50
+SIZE_WINDOW = 200  # UIDs whose sizes one UID FETCH asks for
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]", re.IGNORECASE)
 _FETCH_ITEM = re.compile(rb"\(.*?UID (\d+).*?RFC822\.SIZE (\d+)", re.IGNORECASE)
 _FETCH_UID = re.compile(rb"UID (\d+)", re.IGNORECASE)
@@ -245,21 +246,34 @@ class MailboxListener:
 
     async def _fetch_new(self, client: aioimaplib.IMAP4, last_uid: int) -> int:
         """Ingest every message above `last_uid`; the new last UID."""
-        found = await self._ok(client.uid("fetch", f"{last_uid + 1}:*", "(UID RFC822.SIZE)"),
-                               "UID FETCH sizes")
+        found = await self._ok(client.uid_search("UID", f"{last_uid + 1}:*", charset=None),
+                               "UID SEARCH")
+        # "n:*" always names the newest message, even when its UID is below n
+        uids = sorted(uid for uid in _numbers(found.lines) if uid > last_uid)
+        for start in range(0, len(uids), SIZE_WINDOW):
+            window = uids[start:start + SIZE_WINDOW]
+            sizes = await self._sizes(client, window)
+            for batch in _batches([u for u in window if u in sizes], sizes,
+                                  self.settings.imap_max_message_bytes):
+                messages = await self._fetch_batch(client, batch, sizes)
+                for uid in batch:
+                    await self._ingest_one(uid, messages.get(uid), sizes[uid])
+                last_uid = batch[-1]
+                await self._save(last_uid)
+                await self._after_ingest(client, batch)
+        return last_uid
+
+    async def _sizes(self, client: aioimaplib.IMAP4, uids: list[int]) -> dict[int, int]:
+        """The sizes of these messages (a window at a time: aioimaplib reads an answer line by
+        line recursively, and a few thousand lines in one answer exhaust Python's stack)."""
+        found = await self._ok(
+            client.uid("fetch", ",".join(map(str, uids)), "(UID RFC822.SIZE)"), "UID FETCH")
         sizes = {}
         for line in found.lines:
             match = _FETCH_ITEM.search(bytes(line)) if isinstance(line, bytes | bytearray) else None
-            if match and int(match.group(1)) > last_uid:  # "n:*" always names the newest
+            if match:
                 sizes[int(match.group(1))] = int(match.group(2))
-        for batch in _batches(sorted(sizes), sizes, self.settings.imap_max_message_bytes):
-            messages = await self._fetch_batch(client, batch, sizes)
-            for uid in batch:
-                await self._ingest_one(uid, messages.get(uid), sizes[uid])
-            last_uid = batch[-1]
-            await self._save(last_uid)
-            await self._after_ingest(client, batch)
-        return last_uid
+        return sizes
 
     async def _fetch_batch(
         self, client: aioimaplib.IMAP4, uids: list[int], sizes: dict[int, int]
@@ -362,6 +376,16 @@ class MailboxListener:
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text[:300]
+
+
+def _numbers(lines: list[Any]) -> list[int]:
+    """The UIDs of a UID SEARCH answer (its untagged line: numbers only)."""
+    found: list[int] = []
+    for line in lines[:-1]:  # the last line is the tagged status
+        words = bytes(line).split()
+        if words and all(w.isdigit() for w in words):
+            found.extend(int(w) for w in words)
+    return found
 
 
 def _uidvalidity(lines: list[Any]) -> int | None:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import email.message
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -326,3 +327,19 @@ async def test_a_huge_message_is_recorded_by_its_headers(
     assert big.meta["subject"] == "Заявка №1" and "only its headers were read" in big.text
     assert (await Client.get(id=big.client_id)).name == "Клиент 1"  # type: ignore[attr-defined]
     assert dovecot.count(MAILBOX) == 2  # it stays in the mailbox
+
+
+async def test_a_mailbox_with_a_long_backlog_is_read_in_windows(
+    orm: None, dovecot: Dovecot, mailbox: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More messages than aioimaplib can take in one answer (it recursed per line and broke
+    at about a thousand): sizes are asked for a window of UIDs at a time."""
+    dovecot.deliver(message(0), MAILBOX)
+    new = dovecot.maildir(MAILBOX) / "new"
+    for n in range(1, 1201):  # dropped straight into the Maildir: a backlog in a blink
+        path = new / f"1700000000.M{n}P1.bench"
+        path.write_bytes(message(n))
+        os.chown(path, 65534, 65534)
+    async with listening(mailbox):
+        await count_is(1201)
+    assert (await MailboxState.get()).last_uid == 1201
