@@ -231,22 +231,23 @@ def _comment_names(value: str) -> dict[str, str]:
 
 
 def _addresses(headers: dict[str, str], name: str) -> tuple[MailAddress, ...]:
-    """The addresses of an address header, parsed by policy.default (groups flattened); the
-    stdlib's getaddresses, then a bare address search, when the header defeats it."""
+    """The addresses of an address header: split by the stdlib's getaddresses, names decoded by
+    email.header (RFC 2047, any charset); policy.default's header registry, then a bare address
+    search, when the value defeats it. (The registry alone is about ten times slower.)"""
     raw = headers.get(name)
     if not raw:
         return ()
     value = _fix_surrogates(raw.replace("\r", "").replace("\n", ""))
-    pairs: list[tuple[str, str]] = []
     try:
-        parsed = getattr(_HEADERS.header_fetch_parse(name, raw), "addresses", ())
-        pairs = [(a.display_name, a.addr_spec) for a in parsed]
-    except Exception:  # noqa: BLE001 - a value too broken for the header registry
+        pairs = getaddresses([value])
+    except (ValueError, TypeError, IndexError):
         pairs = []
     if not any("@" in addr for _, addr in pairs):
+        # a value getaddresses cannot split: policy.default's header registry tries harder
         try:
-            pairs = getaddresses([value])
-        except (ValueError, TypeError, IndexError):
+            parsed = getattr(_HEADERS.header_fetch_parse(name, raw), "addresses", ())
+            pairs = [(a.display_name, a.addr_spec) for a in parsed]
+        except Exception:  # noqa: BLE001 - a value too broken for the header registry
             pairs = []
     comments: dict[str, str] | None = None
     found: list[MailAddress] = []

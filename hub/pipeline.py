@@ -168,8 +168,10 @@ class Pipeline:
             client, result.created = (yield from create_card(keys, when)), True
         if client is not None and event.category == "form":
             yield from mail.fill_card(client.id, keys.display_name, event.fields, when)
+        # a card made just now holds nothing a mail could answer or be answered by
+        threaded = client is not None and event.channel == "email" and not result.created
         parent = None
-        if client is not None and event.channel == "email":
+        if threaded and client is not None:
             parent = yield from mail.thread_parent(event, client.id)
         extra = mail.thread_fields(parent) if parent else None
         result.interaction = yield from timeline.append_message(
@@ -177,7 +179,7 @@ class Pipeline:
         )
         if parent:
             yield from mail.mark_replied(parent, result.interaction["id"], event.occurred_at, when)
-        if client is not None and event.channel == "email":
+        if threaded and client is not None:
             yield from mail.adopt_replies(event, client.id, result.interaction["id"],
                                           extra["thread_id"] if extra else None)
         result.describe(client)
