@@ -98,6 +98,7 @@ SENTENCES = (
     "Если потребуется доверенность на получение груза, сообщите, мы подготовим.",
     "Please find the revised quotation attached; prices are valid until the end of the month.",
 )
+RETURNING_SHARE = 0.7
 SHAPES = ("plain_utf8", "koi8r_qp", "cp1251_base64", "alternative_html", "pdf_attachment",
           "web_form", "bounce_dsn", "auto_reply")
 
@@ -118,7 +119,8 @@ class Person:
 
 
 class Corpus:
-    """Messages that are pure functions of (prefix, index): unique Message-IDs and senders."""
+    """Messages that are pure functions of (prefix, index): unique Message-IDs; 70 % of them
+    from a sender who already wrote (as in life: most mail is from known clients)."""
 
     def __init__(self, prefix: str, seed: int) -> None:
         self.prefix = prefix
@@ -144,12 +146,17 @@ class Corpus:
     # -- pieces --
 
     def _person(self, i: int, rng: random.Random) -> Person:
-        first, last = rng.choice(FIRST), rng.choice(LAST)
+        """Most mail comes from people who wrote before (RETURNING_SHARE, as most callers in
+        bench/loadgen.py are known): the sender of an earlier message, else a new person."""
+        if i >= 10 and rng.random() < RETURNING_SHARE:
+            i = rng.randrange(i)
+        own = random.Random(f"{self.seed}:{self.prefix}:person:{i}")
+        first, last = own.choice(FIRST), own.choice(LAST)
         if first.endswith("а") or first.endswith("я"):
             last += "а"
         local = f"client.{self.prefix}.{i}"
         phone = f"+7 (9{i % 100:02d}) {(i // 100) % 1000:03d}-{self.seed % 100:02d}-{i % 97:02d}"
-        return Person(f"{first} {last}", f"{local}@{rng.choice(DOMAINS)}", phone)
+        return Person(f"{first} {last}", f"{local}@{own.choice(DOMAINS)}", phone)
 
     def _id(self, i: int, shape: str) -> str:
         return f"<{shape}.{self.prefix}.{i}.{self.seed}@bench.example>"

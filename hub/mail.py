@@ -9,7 +9,7 @@ person onto another person's card, whatever its subject says.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from hub.db import Program, Row, Stmt, as_datetime, as_json, to_json
@@ -19,6 +19,7 @@ from hub.timeline import entry_dict
 
 MAX_REFS = 20  # the newest references are enough to find a thread
 OUT_KINDS = ("offer", "email")
+CLOCK_SLACK = timedelta(days=1)
 
 
 def thread_ids(event: MessageEvent) -> list[str]:
@@ -144,12 +145,15 @@ def adopt_replies(
     fetched in the order it was written) are linked to it now."""
     if event.external_id.startswith("sha256:"):
         return
+    # a reply is written after what it answers: only the card's later entries are looked at
+    # (the (client_id, occurred_at) index finds them, however long the card's history), with
+    # a day's slack for senders whose clocks are wrong
     rows = yield Stmt(
-        "SELECT id, meta FROM interaction WHERE client_id = ? AND kind = 'email' "
-        "AND direction = 'in' AND json_extract(meta, '$.thread_ref') = ?",
-        (client_id, event.external_id),
-        pg="SELECT id, meta FROM interaction WHERE client_id = ? AND kind = 'email' "
-           "AND direction = 'in' AND meta->>'thread_ref' = ?",
+        "SELECT id, meta FROM interaction WHERE client_id = ? AND occurred_at >= ? "
+        "AND kind = 'email' AND direction = 'in' AND json_extract(meta, '$.thread_ref') = ?",
+        (client_id, event.occurred_at - CLOCK_SLACK, event.external_id),
+        pg="SELECT id, meta FROM interaction WHERE client_id = ? AND occurred_at >= ? "
+           "AND kind = 'email' AND direction = 'in' AND meta->>'thread_ref' = ?",
     )
     for row in rows:
         meta = as_json(row["meta"]) or {}
