@@ -36,6 +36,7 @@ class OutgoingEmail:
     date: datetime
     in_reply_to: str | None = None  # the client's message a manager answers
     references: tuple[str, ...] = ()
+    auto_submitted: bool = False  # written by the hub itself: no autoresponder answers it
 
 
 def new_message_id(from_address: str) -> str:
@@ -54,6 +55,8 @@ def build_message(from_address: str, mail: OutgoingEmail) -> EmailMessage:
     if mail.in_reply_to:
         message["In-Reply-To"] = mail.in_reply_to
         message["References"] = " ".join((*mail.references, mail.in_reply_to)[-20:])
+    if mail.auto_submitted:
+        message["Auto-Submitted"] = "auto-generated"  # RFC 3834
     message.set_content(mail.text)
     if mail.html:
         message.add_alternative(mail.html, subtype="html")

@@ -48,11 +48,12 @@ def create_app(
     app[INFLIGHT] = Counter()
     app[PIPELINE] = pipeline = Pipeline(settings.phone_region)
     pipeline.hooks.append(_live_hook(app[BUS]))
+    app[OUTBOX] = OutboxWorker(SmtpSender.from_settings(settings.email), app[BUS])
     app[SCHEDULER] = scheduler = Scheduler(
-        app[BUS], timedelta(minutes=settings.reminder_escalate_minutes)
+        app[BUS], timedelta(minutes=settings.reminder_escalate_minutes), app[OUTBOX],
+        settings.public_base_url,
     )
     pipeline.hooks.append(_wake_hook(scheduler))
-    app[OUTBOX] = OutboxWorker(SmtpSender.from_settings(settings.email), app[BUS])
     app[MAILBOX] = (MailboxListener(settings.email, _counted(pipeline, app[METRICS], "imap"))
                     if settings.email.imap_url is not None else None)
     app.add_routes(api.routes)

@@ -265,6 +265,8 @@ class Outbox(Model):
     # e-mail thread headers: a manager's reply names the client's message it answers
     in_reply_to = fields.CharField(max_length=255, null=True)
     thread_refs = fields.TextField(null=True)  # References, space-separated
+    # written by the hub itself (a reminder), not by a person: Auto-Submitted: auto-generated
+    auto_submitted = fields.BooleanField(default=False)
     status = fields.CharField(max_length=16)  # queued | sending | sent | failed
     attempts = fields.IntField(default=0)
     next_attempt_at = fields.DatetimeField()

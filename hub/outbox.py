@@ -56,7 +56,7 @@ def backoff(attempts: int) -> timedelta:
 
 def queue_email(
     kind: str, client_id: int, author_id: int | None, mail: OutgoingEmail,
-    meta: dict[str, Any], when: datetime,
+    meta: dict[str, Any], when: datetime, direction: str | None = "out",
 ) -> Program[dict[str, Any]]:
     """The timeline entry (an `offer` or a manager's `email`, queued) and its outbox row, in the
     caller's transaction. The entry names its Message-ID at once, so a reply or a bounce that
@@ -67,25 +67,28 @@ def queue_email(
     rows = yield Stmt(
         "INSERT INTO interaction (client_id, kind, direction, channel, occurred_at, status, text, "
         "meta, author_id, created_at, updated_at) "
-        "VALUES (?, ?, 'out', 'email', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (client_id, kind, when, QUEUED, _entry_text(kind, mail), to_json(meta), author_id, when,
-         when),
+        "VALUES (?, ?, ?, 'email', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (client_id, kind, direction, when, QUEUED, _entry_text(kind, mail), to_json(meta),
+         author_id, when, when),
     )
     interaction_id = int(rows[0]["id"])
     yield Stmt(
         "INSERT INTO outbox (interaction_id, channel, to_address, subject, text, html, "
-        "message_id, in_reply_to, thread_refs, status, attempts, next_attempt_at, created_at, "
-        "updated_at) VALUES (?, 'email', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) RETURNING id",
+        "message_id, in_reply_to, thread_refs, auto_submitted, status, attempts, "
+        "next_attempt_at, created_at, updated_at) "
+        "VALUES (?, 'email', ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) RETURNING id",
         (interaction_id, mail.to, mail.subject, mail.text, mail.html, mail.message_id,
-         mail.in_reply_to, " ".join(mail.references) or None, QUEUED, when, when, when),
+         mail.in_reply_to, " ".join(mail.references) or None, mail.auto_submitted, QUEUED,
+         when, when, when),
     )
-    return entry_dict(interaction_id, client_id, kind, "out", "email", when, QUEUED,
+    return entry_dict(interaction_id, client_id, kind, direction, "email", when, QUEUED,
                       _entry_text(kind, mail), meta)
 
 
 def _entry_text(kind: str, mail: OutgoingEmail) -> str:
-    """An offer shows its subject on the timeline; a manager's message shows what was said."""
-    return mail.subject if kind == "offer" else mail.text
+    """An offer or a reminder notice shows its subject on the timeline; a manager's message
+    shows what was said."""
+    return mail.text if kind == "email" else mail.subject
 
 
 CLAIM = claim_sql(
@@ -93,7 +96,7 @@ CLAIM = claim_sql(
     "SELECT id FROM outbox WHERE (status = ? AND next_attempt_at <= ?) "
     "OR (status = ? AND updated_at <= ?) ORDER BY next_attempt_at, id LIMIT ?",
     "RETURNING id, interaction_id, to_address, subject, text, html, message_id, in_reply_to, "
-    "thread_refs, attempts",
+    "thread_refs, auto_submitted, attempts",
 )
 
 
@@ -172,7 +175,8 @@ class OutboxWorker(WakeableLoop):
         mail = OutgoingEmail(to=row["to_address"], subject=row["subject"], text=row["text"],
                              html=row["html"], message_id=row["message_id"], date=now(),
                              in_reply_to=row["in_reply_to"],
-                             references=tuple((row["thread_refs"] or "").split()))
+                             references=tuple((row["thread_refs"] or "").split()),
+                             auto_submitted=bool(row["auto_submitted"]))
         try:
             answer = await asyncio.wait_for(self.sender.send(mail), SEND_DEADLINE_S)
         except TimeoutError:

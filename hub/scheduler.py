@@ -1,5 +1,6 @@
 """The reminder scheduler: it sleeps until the next reminder falls due (or until it is woken
-because one was added or snoozed), claims the due ones in batches and tells their managers;
+because one was added or snoozed), claims the due ones in batches and tells their managers
+(live, and by e-mail through the outbox when the hub sends mail: hub.notices);
 a fired reminder still not done `escalate_after` past its due time goes to the admins, once.
 
 Exactly once with several hub processes: a reminder is claimed by one UPDATE that moves it
@@ -23,6 +24,8 @@ from hub.bus import Bus
 from hub.db import Program, Row, Stmt, as_datetime, execute, now, run_program
 from hub.loops import WakeableLoop, claim_sql, seconds_until, while_running
 from hub.models import Client, Manager, ReminderStatus, Role
+from hub.notices import queue_reminder_mails
+from hub.outbox import OutboxWorker
 
 log = logging.getLogger("hub.scheduler")
 BATCH = 500
@@ -80,10 +83,16 @@ class Scheduler(WakeableLoop):
 
     name = "reminder"
 
-    def __init__(self, bus: Bus, escalate_after: timedelta = timedelta(hours=1)) -> None:
+    def __init__(
+        self, bus: Bus, escalate_after: timedelta = timedelta(hours=1),
+        outbox: OutboxWorker | None = None, link_base: str | None = None,
+    ) -> None:
+        """`outbox`: where e-mail notices of fired reminders go (when it can send mail)."""
         super().__init__()
         self.bus = bus
         self.escalate_after = escalate_after
+        self.outbox = outbox
+        self.link_base = link_base
 
     async def run_pass(self) -> None:
         """Fire what is due, then tell the admins of what is overdue."""
@@ -102,7 +111,19 @@ class Scheduler(WakeableLoop):
                 return fired
 
     async def _claim(self, at: datetime) -> tuple[list[Row], datetime]:
-        return await run_program(lambda: claim_due(at, BATCH)), at
+        sender = self.outbox.sender if self.outbox is not None else None
+        if sender is None:
+            return await run_program(lambda: claim_due(at, BATCH)), at
+
+        def claim_and_notify() -> Program[tuple[list[Row], int]]:
+            rows = yield from claim_due(at, BATCH)
+            queued = yield from queue_reminder_mails(rows, at, sender.message_id, self.link_base)
+            return rows, queued
+
+        rows, queued = await run_program(claim_and_notify)
+        if queued and self.outbox is not None:
+            self.outbox.wake()
+        return rows, at
 
     async def escalate_overdue(self, when: datetime | None = None) -> int:
         """Tell the admins of every reminder still open `escalate_after` past its due time;

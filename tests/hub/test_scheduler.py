@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from channels.smtp import SmtpSender
 from hub import bus as bus_module
 from hub import scheduler as scheduler_module
 from hub.app import create_app
@@ -18,8 +19,10 @@ from hub.bus import Bus
 from hub.db import now
 from hub.loops import MAX_SLEEP_S
 from hub.managers import create_manager
-from hub.models import Client, Reminder
+from hub.models import Client, Identity, Interaction, Reminder
+from hub.outbox import OutboxWorker
 from hub.scheduler import Scheduler
+from tests.smtpserver import FROM, SmtpServer
 
 pytestmark = pytest.mark.usefixtures("orm")
 
@@ -174,3 +177,38 @@ async def test_an_open_reminder_long_past_due_goes_to_the_admins_once() -> None:
     assert (await Reminder.get(id=recent.id)).escalated_at is None
     # the scheduler wakes for the recent one when it turns overdue, not later
     assert 0 < await sched.next_due_in() <= MAX_SLEEP_S
+
+
+async def test_a_fired_reminder_reaches_its_manager_by_email_once(smtp: SmtpServer) -> None:
+    olga, _ = await create_manager("Olga", email="olga@example.test")
+    pavel, _ = await create_manager("Pavel")  # no address: the live event only
+    anna = await card("Анна Смирнова")
+    await Identity.create(client=anna, kind="phone", value="+79123456789", created_at=now())
+    mine = await reminder(anna, -timedelta(seconds=5), olga.id)
+    await reminder(anna, -timedelta(seconds=5), pavel.id)
+    await reminder(anna, -timedelta(seconds=5))  # unassigned: nobody to write to
+    outbox = OutboxWorker(SmtpSender(smtp.url, FROM, timeout=5))
+    sched = Scheduler(Bus(), outbox=outbox, link_base="https://crm.example.test/")
+    assert await sched.fire_due() == 3
+    assert await sched.fire_due() == 0
+    [entry] = await Interaction.filter(kind="reminder")
+    assert entry.client_id == anna.id and entry.status == "queued"  # type: ignore[attr-defined]
+    assert entry.direction is None and entry.meta["reminder_id"] == mine.id
+    assert await outbox.run_pass() == 1
+    [sent] = smtp.sink.received
+    assert sent["To"] == "olga@example.test" and sent["Auto-Submitted"] == "auto-generated"
+    assert sent["Subject"] == "Reminder: Анна Смирнова — call back"
+    body = sent.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "Phone: +79123456789" in text
+    assert f"Card: https://crm.example.test/api/clients/{anna.id}" in text
+    await entry.refresh_from_db()
+    assert entry.status == "sent" and entry.meta["message_id"] == sent["Message-ID"]
+
+
+async def test_without_mail_settings_reminders_fire_without_notices() -> None:
+    olga, _ = await create_manager("Olga", email="olga@example.test")
+    await reminder(await card(), -timedelta(seconds=5), olga.id)
+    assert await Scheduler(Bus(), outbox=OutboxWorker(None)).fire_due() == 1
+    assert not await Interaction.filter(kind="reminder").exists()
