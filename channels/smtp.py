@@ -37,6 +37,16 @@ class OutgoingEmail:
     in_reply_to: str | None = None  # the client's message a manager answers
     references: tuple[str, ...] = ()
     auto_submitted: bool = False  # written by the hub itself: no autoresponder answers it
+    files: tuple[MailFile, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MailFile:
+    """An attachment: its file name, MIME type and bytes."""
+
+    name: str
+    content_type: str
+    data: bytes
 
 
 def new_message_id(from_address: str) -> str:
@@ -60,7 +70,23 @@ def build_message(from_address: str, mail: OutgoingEmail) -> EmailMessage:
     message.set_content(mail.text)
     if mail.html:
         message.add_alternative(mail.html, subtype="html")
+    for file in mail.files:
+        maintype, _, subtype = file.content_type.partition("/")
+        message.add_attachment(file.data, maintype=maintype or "application",
+                               subtype=subtype or "octet-stream", filename=file.name,
+                               params=_text_charset(maintype, file.data))
     return message
+
+
+def _text_charset(maintype: str, data: bytes) -> dict[str, str]:
+    """A text file (a CSV price list) says it is UTF-8 when it is, so mail programs show it."""
+    if maintype != "text":
+        return {}
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {}
+    return {"charset": "utf-8"}
 
 
 class SmtpSender:

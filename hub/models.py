@@ -267,6 +267,8 @@ class Outbox(Model):
     thread_refs = fields.TextField(null=True)  # References, space-separated
     # written by the hub itself (a reminder), not by a person: Auto-Submitted: auto-generated
     auto_submitted = fields.BooleanField(default=False)
+    # files that go with it: JSON [{"path", "name", "content_type"}], path under the templates
+    attachments = fields.TextField(null=True)
     status = fields.CharField(max_length=16)  # queued | sending | sent | failed
     attempts = fields.IntField(default=0)
     next_attempt_at = fields.DatetimeField()

@@ -7,10 +7,13 @@ files at the root of `<name>/` (or the rows with no language) are the default va
 newest stored version of a name and language overrides the bundled file of that name and
 language. Templates are compiled from strings in an immutable sandbox with no loader: they see
 `client`, `manager` and `company` and nothing else, reach no Python internals and no files.
+The files in `<name>/attachments/` (or `<name>/<lang>/attachments/`), a price list say, go
+with the offer as they are; the outbox reads them when it sends.
 """
 
 from __future__ import annotations
 
+import mimetypes
 import operator
 import re
 from collections.abc import Mapping
@@ -27,7 +30,7 @@ from tortoise.transactions import in_transaction
 
 import hub
 from hub.db import now
-from hub.errors import ConflictError, NotFoundError, ValidationError
+from hub.errors import ConflictError, DeliveryError, NotFoundError, ValidationError
 from hub.models import Manager, OfferTemplate
 from hub.settings import CompanySettings
 
@@ -35,6 +38,8 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
 FILES = {"subject": "subject.txt.j2", "text": "body.txt.j2", "html": "body.html.j2"}
 MAX_SEQUENCE = 100_000  # longest string or list `*` may build, largest `**` result
+ATTACHMENTS = "attachments"
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 
 
 def templates_root() -> Path:
@@ -99,11 +104,25 @@ class Template:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachmentFile:
+    """A file sent with an offer (a price list): `path` is relative to the templates root."""
+
+    path: str
+    name: str
+    content_type: str
+    size: int
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "content_type": self.content_type, "size": self.size}
+
+
+@dataclass(frozen=True, slots=True)
 class RenderedOffer:
     subject: str
     text: str
     html: str | None
     language: str | None
+    attachments: tuple[AttachmentFile, ...] = ()
 
 
 def normalize_language(raw: Any) -> str | None:
@@ -122,6 +141,46 @@ def client_language(client: Mapping[str, Any]) -> str | None:
 
 def _ordered(variants: Mapping[str | None, Any]) -> list[str | None]:
     return sorted(variants, key=lambda k: (k is not None, k or ""))
+
+
+# --- attachments ------------------------------------------------------------------------------
+
+
+def attachments_for(
+    name: str, language: str | None, root: Path | None = None
+) -> tuple[AttachmentFile, ...]:
+    """The files of `templates/offers/<name>/<language>/attachments/`, else of
+    `<name>/attachments/`: the same for the bundled variant and the versions admins write (a
+    new text keeps its price list). Hidden files and files over MAX_ATTACHMENT_BYTES are left
+    out."""
+    base = root or templates_root()
+    folder = base / "offers" / name / ATTACHMENTS
+    if language and (base / "offers" / name / language / ATTACHMENTS).is_dir():
+        folder = base / "offers" / name / language / ATTACHMENTS
+    if not folder.is_dir():
+        return ()
+    found = []
+    for path in sorted(folder.iterdir()):
+        size = path.stat().st_size if path.is_file() else -1
+        if path.name.startswith(".") or not 0 <= size <= MAX_ATTACHMENT_BYTES:
+            continue
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        found.append(AttachmentFile(path.relative_to(base).as_posix(), path.name, content_type,
+                                    size))
+    return tuple(found)
+
+
+def read_attachment(path: str, root: Path | None = None) -> bytes:
+    """An attachment's bytes at send time; DeliveryError (not retried) when it is gone or
+    the path leads outside the templates folder."""
+    base = (root or templates_root()).resolve()
+    target = (base / path).resolve()
+    if not target.is_relative_to(base) or not target.is_file():
+        raise DeliveryError(f"the attachment {path!r} is no longer there", retryable=False)
+    data = target.read_bytes()
+    if len(data) > MAX_ATTACHMENT_BYTES:
+        raise DeliveryError(f"the attachment {path!r} is too large", retryable=False)
+    return data
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -377,7 +436,8 @@ def render_offer(
     subject = _render(_TEXT, "subject", template.subject, context)
     text = _render(_TEXT, "text", template.text, context)
     html = _render(_HTML, "html", template.html, context) if template.html else None
-    return RenderedOffer(" ".join(subject.split()), text, html, template.language)
+    return RenderedOffer(" ".join(subject.split()), text, html, template.language,
+                         attachments_for(template.name, template.language))
 
 
 def _render(env: _Sandbox, part: str, source: str, context: dict[str, Any]) -> str:

@@ -19,17 +19,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from aiohttp import web
 from tortoise import connections
 
-from channels.smtp import OutgoingEmail
+from channels.smtp import MailFile, OutgoingEmail
 from hub.bus import Bus
 from hub.db import Program, Row, Stmt, as_datetime, as_json, execute, now, run_program, to_json
 from hub.errors import DeliveryError
 from hub.loops import WakeableLoop, claim_sql, seconds_until, while_running
+from hub.offers import AttachmentFile, read_attachment
 from hub.timeline import entry_dict
 
 log = logging.getLogger("hub.outbox")
@@ -57,6 +59,7 @@ def backoff(attempts: int) -> timedelta:
 def queue_email(
     kind: str, client_id: int, author_id: int | None, mail: OutgoingEmail,
     meta: dict[str, Any], when: datetime, direction: str | None = "out",
+    attachments: Sequence[AttachmentFile] = (),
 ) -> Program[dict[str, Any]]:
     """The timeline entry (an `offer` or a manager's `email`, queued) and its outbox row, in the
     caller's transaction. The entry names its Message-ID at once, so a reply or a bounce that
@@ -64,6 +67,10 @@ def queue_email(
     meta = {**meta, "to": mail.to, "message_id": mail.message_id}
     if mail.in_reply_to:
         meta["in_reply_to_message"] = mail.in_reply_to
+    if attachments:
+        meta["attachments"] = [a.describe() for a in attachments]
+    files = [{"path": a.path, "name": a.name, "content_type": a.content_type}
+             for a in attachments]
     rows = yield Stmt(
         "INSERT INTO interaction (client_id, kind, direction, channel, occurred_at, status, text, "
         "meta, author_id, created_at, updated_at) "
@@ -74,12 +81,12 @@ def queue_email(
     interaction_id = int(rows[0]["id"])
     yield Stmt(
         "INSERT INTO outbox (interaction_id, channel, to_address, subject, text, html, "
-        "message_id, in_reply_to, thread_refs, auto_submitted, status, attempts, "
-        "next_attempt_at, created_at, updated_at) "
-        "VALUES (?, 'email', ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) RETURNING id",
+        "message_id, in_reply_to, thread_refs, auto_submitted, attachments, status, "
+        "attempts, next_attempt_at, created_at, updated_at) "
+        "VALUES (?, 'email', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) RETURNING id",
         (interaction_id, mail.to, mail.subject, mail.text, mail.html, mail.message_id,
-         mail.in_reply_to, " ".join(mail.references) or None, mail.auto_submitted, QUEUED,
-         when, when, when),
+         mail.in_reply_to, " ".join(mail.references) or None, mail.auto_submitted,
+         to_json(files) if files else None, QUEUED, when, when, when),
     )
     return entry_dict(interaction_id, client_id, kind, direction, "email", when, QUEUED,
                       _entry_text(kind, mail), meta)
@@ -96,7 +103,7 @@ CLAIM = claim_sql(
     "SELECT id FROM outbox WHERE (status = ? AND next_attempt_at <= ?) "
     "OR (status = ? AND updated_at <= ?) ORDER BY next_attempt_at, id LIMIT ?",
     "RETURNING id, interaction_id, to_address, subject, text, html, message_id, in_reply_to, "
-    "thread_refs, auto_submitted, attempts",
+    "thread_refs, auto_submitted, attachments, attempts",
 )
 
 
@@ -172,11 +179,16 @@ class OutboxWorker(WakeableLoop):
     async def _send(self, row: Row) -> None:
         assert self.sender is not None
         attempts = int(row["attempts"])
+        try:
+            files = _files(row)
+        except DeliveryError as missing:
+            await self._failed(row, attempts, missing)
+            return
         mail = OutgoingEmail(to=row["to_address"], subject=row["subject"], text=row["text"],
                              html=row["html"], message_id=row["message_id"], date=now(),
                              in_reply_to=row["in_reply_to"],
                              references=tuple((row["thread_refs"] or "").split()),
-                             auto_submitted=bool(row["auto_submitted"]))
+                             auto_submitted=bool(row["auto_submitted"]), files=files)
         try:
             answer = await asyncio.wait_for(self.sender.send(mail), SEND_DEADLINE_S)
         except TimeoutError:
@@ -234,6 +246,13 @@ class OutboxWorker(WakeableLoop):
             "ORDER BY next_attempt_at LIMIT 1", (QUEUED,),
         ))
         return seconds_until(as_datetime(rows[0]["next_attempt_at"]) if rows else None)
+
+
+def _files(row: Row) -> tuple[MailFile, ...]:
+    """The attachments a row names, read now (an offer's price list from the templates)."""
+    listed = as_json(row["attachments"]) or []
+    return tuple(MailFile(str(f["name"]), str(f["content_type"]), read_attachment(str(f["path"])))
+                 for f in listed)
 
 
 OUTBOX: web.AppKey[OutboxWorker] = web.AppKey("outbox", OutboxWorker)

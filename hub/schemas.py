@@ -246,6 +246,12 @@ class TemplateVersionOut(TemplateVariantOut):
     html: str | None
 
 
+class AttachmentOut(BaseModel):
+    name: str
+    content_type: str
+    size: int
+
+
 class TemplatePreview(BaseModel):
     template: str
     version: int
@@ -253,6 +259,7 @@ class TemplatePreview(BaseModel):
     subject: str
     text: str
     html: str | None
+    attachments: list[AttachmentOut]  # files that go with it, e.g. a price list
 
 
 class WebhookAnswer(BaseModel):

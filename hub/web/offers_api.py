@@ -47,11 +47,12 @@ def _email_worker(request: web.Request, card: dict[str, Any]) -> OutboxWorker:
 
 
 async def _queue(
-    request: web.Request, kind: str, client_id: int, mail: OutgoingEmail, meta: dict[str, Any]
+    request: web.Request, kind: str, client_id: int, mail: OutgoingEmail, meta: dict[str, Any],
+    attachments: tuple[offers.AttachmentFile, ...] = (),
 ) -> web.Response:
     manager = current_manager(request)
     entry = await run_program(lambda: queue_email(kind, client_id, manager.id, mail, meta,
-                                                  mail.date))
+                                                  mail.date, attachments=attachments))
     request.app[OUTBOX].wake()
     request.app[BUS].publish({"type": "timeline.added", "client_id": client_id,
                               "interaction": entry})
@@ -76,7 +77,7 @@ async def send_offer(request: web.Request) -> web.Response:
     mail = OutgoingEmail(to=str(card["emails"][0]), subject=rendered.subject,
                          text=rendered.text, html=rendered.html,
                          message_id=worker.sender.message_id(), date=now())
-    return await _queue(request, "offer", client_id, mail, meta)
+    return await _queue(request, "offer", client_id, mail, meta, rendered.attachments)
 
 
 @routes.post(r"/api/clients/{id:\d+}/messages")

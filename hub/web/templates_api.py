@@ -80,4 +80,5 @@ async def preview(request: web.Request) -> web.Response:
     )
     return ok({"template": template.name, "version": variant.version,
                "language": rendered.language, "subject": rendered.subject,
-               "text": rendered.text, "html": rendered.html})
+               "text": rendered.text, "html": rendered.html,
+               "attachments": [a.describe() for a in rendered.attachments]})

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hub import offers
 from hub.app import create_app
 from hub.keys import BUS
 from hub.models import Interaction, Outbox
@@ -53,11 +55,12 @@ async def test_an_offer_is_queued_then_sent_by_email_with_personal_content(
     assert entry["channel"] == "email" and entry["status"] == "queued"
     assert entry["client_id"] == card["id"]
     assert entry["text"] == "ООО «Ромашка»: прайс-лист для Иван Петров"
-    message_id = entry["meta"].pop("message_id")
+    meta = dict(entry["meta"])
+    message_id = meta.pop("message_id")
     assert message_id.startswith("<") and message_id.endswith("@example.test>")
-    assert entry["meta"] == {"template": "price", "version": 0, "language": None,
-                             "to": "ivan@example.com"}
-    entry["meta"]["message_id"] = message_id
+    price_list = {"name": "прайс-лист.csv", "content_type": "text/csv", "size": 191}
+    assert meta == {"template": "price", "version": 0, "language": None,
+                    "to": "ivan@example.com", "attachments": [price_list]}
     assert [i["id"] for i in await timeline(client, manager, card["id"])] == [entry["id"]]
 
     assert await client.server.app[OUTBOX].run_pass() == 1
@@ -67,6 +70,9 @@ async def test_an_offer_is_queued_then_sent_by_email_with_personal_content(
     plain = message.get_body(("plain",))
     assert plain is not None and "Здравствуйте, Иван Петров!" in plain.get_content()
     assert message.get_body(("html",)) is not None
+    [attached] = message.iter_attachments()  # the price list, from templates/offers/price/
+    assert attached.get_filename() == "прайс-лист.csv"
+    assert attached.get_content().startswith("\ufeffТовар;Цена")
     row = await Outbox.get(interaction_id=entry["id"])
     assert row.message_id == message["Message-ID"] and row.status == "sent"
     [shown] = await timeline(client, manager, card["id"])
@@ -89,6 +95,23 @@ async def test_the_card_language_picks_the_variant(
     await client.server.app[OUTBOX].run_pass()
     plain = smtp.sink.received[0].get_body(("plain",))
     assert plain is not None and plain.get_content().startswith("Dear John,")
+    [attached] = smtp.sink.received[0].iter_attachments()  # the English price list
+    assert attached.get_filename() == "price-list.csv"
+
+
+async def test_an_attachment_gone_before_the_send_fails_the_offer_with_the_reason(
+    mail_client: Any, manager: Any, smtp: SmtpServer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = await mail_client()
+    card = await new_card(client, manager, emails=["ivan@example.com"])
+    entry = await offer(client, manager, card["id"], {"template": "price", "channel": "email"})
+    monkeypatch.setattr(offers, "templates_root", lambda: tmp_path)  # the file was removed
+    await client.server.app[OUTBOX].run_pass()
+    failed = await Interaction.get(id=entry["id"])
+    assert failed.status == "failed" and "is no longer there" in failed.meta["error"]
+    assert smtp.sink.received == []
+    assert (await Outbox.get(interaction_id=entry["id"])).attempts == 1  # not retried
 
 
 async def test_refusals_queue_nothing(

@@ -128,7 +128,7 @@ async def test_admin_creates_updates_and_lists_versions(
     data = await call(app_client, manager, "GET",
                       f"/api/templates/promo/preview?client_id={card['id']}")
     assert data == {"template": "promo", "version": 3, "language": None, "subject": "S3",
-                    "text": "v3 +79123456789", "html": None}
+                    "text": "v3 +79123456789", "html": None, "attachments": []}
 
 
 async def test_a_stored_version_overrides_the_bundled_variant(
