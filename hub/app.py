@@ -48,7 +48,8 @@ def create_app(
     app[INFLIGHT] = Counter()
     app[PIPELINE] = pipeline = Pipeline(settings.phone_region)
     pipeline.hooks.append(_live_hook(app[BUS]))
-    app[OUTBOX] = OutboxWorker(SmtpSender.from_settings(settings.email), app[BUS])
+    app[OUTBOX] = OutboxWorker(SmtpSender.from_settings(settings.email), app[BUS],
+                               app[METRICS])
     app[SCHEDULER] = scheduler = Scheduler(
         app[BUS], timedelta(minutes=settings.reminder_escalate_minutes), app[OUTBOX],
         settings.public_base_url,

@@ -35,6 +35,11 @@ class Metrics:
             "hub_stale_calls_ended", "Calls the hub ended because their end never arrived",
             registry=self.registry,
         )
+        self.outbox = Counter(
+            "hub_outbox_sends", "Outbound mail sends by kind (offer, email, reminder) and "
+            "outcome (sent, retry: failed and queued again, failed: given up)",
+            ["kind", "outcome"], registry=self.registry,
+        )
         self.online = Gauge("hub_managers_online", "Managers connected to the live stream",
                             registry=self.registry)
 

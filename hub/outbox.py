@@ -31,6 +31,7 @@ from hub.bus import Bus
 from hub.db import Program, Row, Stmt, as_datetime, as_json, execute, now, run_program, to_json
 from hub.errors import DeliveryError
 from hub.loops import WakeableLoop, claim_sql, seconds_until, while_running
+from hub.metrics import Metrics
 from hub.offers import AttachmentFile, read_attachment
 from hub.timeline import entry_dict
 
@@ -98,6 +99,31 @@ def _entry_text(kind: str, mail: OutgoingEmail) -> str:
     return mail.text if kind == "email" else mail.subject
 
 
+def requeue(interaction_id: int, when: datetime) -> Program[dict[str, Any] | None]:
+    """Send a failed entry again (a manager's decision, e.g. once the mailbox is back): its
+    row goes back to queued with a fresh count of attempts. None unless it had failed."""
+    done = yield Stmt(
+        "UPDATE outbox SET status = ?, attempts = 0, next_attempt_at = ?, last_error = NULL, "
+        "updated_at = ? WHERE interaction_id = ? AND status = ? RETURNING id",
+        (QUEUED, when, when, interaction_id, FAILED),
+    )
+    if not done:
+        return None
+    rows = yield Stmt(
+        "SELECT client_id, kind, direction, channel, occurred_at, text, meta FROM interaction "
+        "WHERE id = ?", (interaction_id,),
+    )
+    row = rows[0]
+    meta = {k: v for k, v in (as_json(row["meta"]) or {}).items()
+            if k not in ("error", "bounce", "attempts", "last_error", "next_attempt_at")}
+    meta["requeued_at"] = when.isoformat()
+    yield Stmt("UPDATE interaction SET status = ?, meta = ?, updated_at = ? WHERE id = ?",
+               (QUEUED, to_json(meta), when, interaction_id))
+    return entry_dict(interaction_id, row["client_id"], row["kind"], row["direction"],
+                      row["channel"], as_datetime(row["occurred_at"]) or when, QUEUED,
+                      row["text"], meta)
+
+
 CLAIM = claim_sql(
     "UPDATE outbox SET status = ?, attempts = attempts + 1, updated_at = ?",
     "SELECT id FROM outbox WHERE (status = ? AND next_attempt_at <= ?) "
@@ -157,10 +183,13 @@ class OutboxWorker(WakeableLoop):
 
     name = "outbox"
 
-    def __init__(self, sender: Sender | None, bus: Bus | None = None) -> None:
+    def __init__(
+        self, sender: Sender | None, bus: Bus | None = None, metrics: Metrics | None = None
+    ) -> None:
         super().__init__()
         self.sender = sender
         self.bus = bus
+        self.metrics = metrics
 
     async def run_pass(self, when: datetime | None = None) -> int:
         """Send every due message; how many this process claimed."""
@@ -234,6 +263,9 @@ class OutboxWorker(WakeableLoop):
         attempt = int(row["attempts"])
         entry = await run_program(lambda: settle(
             outbox_id, attempt, interaction_id, status, when, changes, next_attempt_at, error))
+        if entry is not None and self.metrics is not None:
+            outcome = {SENT: "sent", QUEUED: "retry", FAILED: "failed"}[status]
+            self.metrics.outbox.labels(entry["kind"], outcome).inc()
         if entry is not None and self.bus is not None:
             author = entry.pop("author_id")
             self.bus.publish({"type": f"{entry['kind']}.updated", "interaction": entry},

@@ -1,7 +1,8 @@
 """What managers send: `POST /api/clients/{id}/offers` renders a template for the card, and
 `POST /api/clients/{id}/messages` takes a manager's own text. Both queue in the durable outbox
 (hub.outbox) in the same transaction as their timeline entry; 202 with the entry at once, the
-worker sends it in the background."""
+worker sends it in the background. `POST /api/interactions/{id}/retry` sends a failed one
+again."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from tortoise import connections
 from channels.smtp import OutgoingEmail
 from hub import clients, offers
 from hub.db import Stmt, as_json, execute, now, run_program
-from hub.errors import ValidationError
+from hub.errors import ConflictError, NotFoundError, ValidationError
 from hub.keys import BUS, SETTINGS
-from hub.outbox import OUTBOX, OutboxWorker, queue_email
+from hub.outbox import OUTBOX, OutboxWorker, queue_email, requeue
 from hub.schemas import MessageCreate, OfferCreate
 from hub.web.auth import current_manager
 from hub.web.inputs import read_body
@@ -131,3 +132,21 @@ def _default_subject(request: web.Request, text: str) -> str:
     company = request.app[SETTINGS].company.name
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return company or (first[:77] + "..." if len(first) > 80 else first)
+
+
+@routes.post(r"/api/interactions/{id:\d+}/retry")
+async def retry_send(request: web.Request) -> web.Response:
+    """Send a failed offer, e-mail or reminder notice again; 202 with the entry (queued
+    again), 409 unless it had failed, 404 for an entry that was never sent."""
+    interaction_id = int(request.match_info["id"])
+    entry = await run_program(lambda: requeue(interaction_id, now()))
+    if entry is None:
+        exists = await execute(connections.get("default"), Stmt(
+            "SELECT status FROM outbox WHERE interaction_id = ?", (interaction_id,)))
+        if not exists:
+            raise NotFoundError("no mail of ours has this id")
+        raise ConflictError(f"only a failed send can be retried; this one is "
+                            f"{exists[0]['status']}")
+    request.app[OUTBOX].wake()
+    request.app[BUS].publish({"type": f"{entry['kind']}.updated", "interaction": entry})
+    return web.json_response(entry, status=202)

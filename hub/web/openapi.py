@@ -201,6 +201,10 @@ def _template_paths() -> dict[str, Any]:
             "message: its thread, its subject unless one is given, the address it came from",
             _ref("InteractionOut"), body="MessageCreate", status="202", params=[ID],
             errors=(*WRITE, "410"))},
+        "/api/interactions/{id}/retry": {"post": _op(
+            "Send a failed offer, e-mail or reminder notice again: 202 with the entry, queued "
+            "again with a fresh count of attempts; 409 unless it had failed",
+            _ref("InteractionOut"), status="202", params=[ID], errors=("401", "404", "409"))},
         "/api/templates/{name}/preview": {"get": _op(
             "Exactly what the template sends to the card: the client's language (or the given "
             "one), else the default; 422 with the reason when it does not render",

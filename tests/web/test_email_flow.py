@@ -325,3 +325,20 @@ async def test_a_reply_fetched_before_the_message_it_answers_is_linked_all_the_s
     first, reply = await entry_of("<e1@x>"), await entry_of("<e2@x>")
     assert reply.meta["in_reply_to"] == first.id and reply.meta["thread_id"] == first.id
     assert "in_reply_to" not in first.meta
+
+
+async def test_a_bounced_offer_can_be_sent_again_once_the_mailbox_is_back(
+    mail_client: Any, manager: dict[str, Any], smtp: SmtpServer
+) -> None:
+    client, card, offer = await offered(mail_client, manager, "back@example.ru")
+    await push(client, dsn(offer["meta"]["message_id"], "back@example.ru"))
+    path = f"/api/interactions/{offer['id']}/retry"
+    again = await call(client, manager, "POST", path, None, 202)
+    assert again["status"] == "queued" and "error" not in again["meta"]
+    assert again["meta"]["message_id"] == offer["meta"]["message_id"]  # the same mail
+    await call(client, manager, "POST", path, None, 409)  # queued: nothing to retry
+    assert await client.server.app[OUTBOX].run_pass() == 1
+    assert len(smtp.sink.received) == 2
+    assert (await Interaction.get(id=offer["id"])).status == "sent"
+    await call(client, manager, "POST", path, None, 409)
+    await call(client, manager, "POST", "/api/interactions/999999/retry", None, 404)

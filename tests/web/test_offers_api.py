@@ -168,3 +168,5 @@ async def test_the_background_worker_sends_through_the_running_app(
         await asyncio.sleep(0.05)
     assert shown["id"] == entry["id"] and shown["status"] == "sent"
     assert len(smtp.sink.received) == 1
+    metrics = await (await client.get("/metrics")).text()
+    assert 'hub_outbox_sends_total{kind="offer",outcome="sent"} 1.0' in metrics
