@@ -13,7 +13,7 @@ from aiohttp import web
 
 from channels import build_registry
 from channels.smtp import SmtpSender
-from hub import clients, db
+from hub import clients, db, telegram
 from hub.bus import Bus
 from hub.events import HubEvent
 from hub.housekeeping import housekeeping
@@ -25,7 +25,7 @@ from hub.outbox import OUTBOX, OutboxWorker, sending
 from hub.pipeline import IngestResult, Pipeline
 from hub.scheduler import SCHEDULER, Scheduler, scheduling
 from hub.settings import Settings
-from hub.web import api, offers_api, openapi, ops, templates_api
+from hub.web import api, offers_api, openapi, ops, telegram_api, templates_api
 from hub.web.middlewares import MIDDLEWARES
 from hub.web.webhooks import setup_webhook_routes
 
@@ -62,7 +62,10 @@ def create_app(
     app.add_routes(openapi.routes)
     app.add_routes(templates_api.routes)
     app.add_routes(offers_api.routes)
+    app.add_routes(telegram_api.routes)
     setup_webhook_routes(app)
+    telegram.setup_telegram(app, settings, pipeline)
+    app.cleanup_ctx.append(telegram.closing)
     if manage_db:
         app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_http_session)
@@ -71,6 +74,7 @@ def create_app(
         app.cleanup_ctx.append(housekeeping)
         app.cleanup_ctx.append(sending)
         app.cleanup_ctx.append(listening)
+        app.cleanup_ctx.append(telegram.running)
     return app
 
 

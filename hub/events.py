@@ -124,6 +124,7 @@ class Attachment:
     name: str
     content_type: str
     size: int
+    ref: str | None = None  # where the file can be fetched from (a Telegram file_id)
 
     def __post_init__(self) -> None:
         _normalize(self)
@@ -152,6 +153,10 @@ class MessageEvent:
     reason: str | None = None  # why it is not a plain message ("list-id", "dsn", ...)
     # a delivery failure report: which of our messages bounced and why
     bounce: dict[str, Any] | None = None
+    # set on a new version of a message already sent (a Telegram edit): the entry's text
+    # changes, the earlier text goes to its history
+    edited_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # channel facts for the entry's meta
 
     def __post_init__(self) -> None:
         _normalize(self)
@@ -162,6 +167,8 @@ class MessageEvent:
 
     @property
     def dedupe_key(self) -> tuple[str, str, str]:
+        if self.edited_at is not None:
+            return (self.source, self.external_id, f"edit:{self.edited_at.timestamp():.0f}")
         return (self.source, self.external_id, "message")
 
 

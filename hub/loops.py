@@ -8,8 +8,9 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -70,16 +71,23 @@ class WakeableLoop(ABC):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
 
+class Runs(Protocol):
+    def run(self) -> Coroutine[Any, Any, None]: ...
+
+
 def while_running(
-    get: Callable[[web.Application], WakeableLoop],
+    get: Callable[[web.Application], Runs | None],
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup_ctx entry that runs the app's loop (found by `get`) while the hub runs."""
+    """A cleanup_ctx entry that runs the app's loop (found by `get`; None: nothing to run,
+    e.g. a channel that is not configured) while the hub runs."""
 
     async def running(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(get(app).run())
+        runner = get(app)
+        task = asyncio.create_task(runner.run()) if runner is not None else None
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     return running

@@ -23,7 +23,7 @@ import logging
 import re
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -37,6 +37,7 @@ from channels.email import MailReader
 from hub.db import Stmt, execute, now
 from hub.errors import ValidationError
 from hub.events import MessageEvent
+from hub.loops import while_running
 from hub.settings import EmailSettings
 
 log = logging.getLogger("hub.mailbox")
@@ -435,12 +436,4 @@ def _quote(mailbox: str) -> str:
 MAILBOX: web.AppKey[MailboxListener | None] = web.AppKey("mailbox", MailboxListener)
 
 
-async def listening(app: web.Application) -> AsyncIterator[None]:
-    """A cleanup_ctx entry: the listener runs while the hub runs (when `imap_url` is set)."""
-    listener = app[MAILBOX]
-    task = asyncio.create_task(listener.run()) if listener is not None else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+listening = while_running(lambda app: app[MAILBOX])

@@ -41,6 +41,8 @@ class Manager(Model):
     role = fields.CharEnumField(Role, default=Role.MANAGER, max_length=16)
     is_active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # the manager's own Telegram account, linked through a one-time deep link
+    telegram_user_id = fields.BigIntField(null=True, unique=True)
 
     class Meta:
         table = "manager"
@@ -296,3 +298,36 @@ class MailboxState(Model):
 
     class Meta:
         table = "mailbox_state"
+
+
+class TelegramChat(Model):
+    """A private chat with the bot (its id is the user's): reachable or blocked (by the
+    latest my_chat_member, whatever order they came in), and whether the bot asked for the
+    phone already."""
+
+    user_id = fields.BigIntField(primary_key=True)
+    status = fields.CharField(max_length=16, default="member")  # member | kicked
+    status_at = fields.DatetimeField(null=True)
+    asked_phone_at = fields.DatetimeField(null=True)
+    language = fields.CharField(max_length=16, null=True)
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "telegram_chat"
+
+
+class LinkToken(Model):
+    """A one-time deep-link token (only its hash is kept): `/start <token>` binds the chat
+    to a card (kind "client") or to a manager's account (kind "manager")."""
+
+    id = fields.IntField(primary_key=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    kind = fields.CharField(max_length=16)
+    target_id = fields.IntField()
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+    used_by = fields.BigIntField(null=True)
+
+    class Meta:
+        table = "link_token"

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from hub import calls, mail, reminders, timeline
-from hub.db import Program, RaceLost, Row, Stmt, now, run_program
+from hub.db import Program, RaceLost, Row, Stmt, as_datetime, as_json, now, run_program, to_json
 from hub.events import CallEvent, HubEvent, MessageEvent
 from hub.identity import Kind
 from hub.matching import (
@@ -111,6 +111,8 @@ class Pipeline:
             (source, external_id, name, when),
         )
         if not fresh:
+            if isinstance(event, MessageEvent) and event.edited_at is None:
+                yield from _late_original(event)
             return (yield from _duplicate(event))
         if isinstance(event, CallEvent):
             return (yield from self._call(event, when))
@@ -159,6 +161,21 @@ class Pipeline:
     def _message(self, event: MessageEvent, when: datetime) -> Program[IngestResult]:
         if not event.makes_card:
             return (yield from self._no_card_message(event, when))
+        if event.edited_at is not None:
+            rows = yield Stmt(
+                "SELECT id, client_id, kind, direction, channel, occurred_at, status, text, meta "
+                "FROM interaction WHERE source = ? AND external_id = ?",
+                (event.source, event.external_id),
+            )
+            if rows:
+                return (yield from self._edit(event, rows[0], when))
+            # the edit came first: the message lands as its edited self, and the original,
+            # when it comes, finds itself stored already
+            yield Stmt(
+                "INSERT INTO processed_event (source, external_id, event, created_at) "
+                "VALUES (?, ?, 'message', ?) ON CONFLICT (source, external_id, event) DO NOTHING",
+                (event.source, event.external_id, when),
+            )
         result = IngestResult(event)
         keys = party_keys(event.sender, self.region)
         client = None
@@ -166,7 +183,8 @@ class Pipeline:
             client, result.created = yield from match_or_create(keys, when)
         elif event.category == "form" and keys.display_name:
             client, result.created = (yield from create_card(keys, when)), True
-        if client is not None and event.category == "form":
+        if client is not None and (event.category == "form" or event.fields):
+            # a web form, or a Telegram deep link's campaign: what the card lacks is filled in
             yield from mail.fill_card(client.id, keys.display_name, event.fields, when)
         # a card made just now holds nothing a mail could answer or be answered by
         threaded = client is not None and event.channel == "email" and not result.created
@@ -185,6 +203,31 @@ class Pipeline:
         result.describe(client)
         if client is not None:
             yield from _touch(client, event.occurred_at)
+        return result
+
+    def _edit(self, event: MessageEvent, row: Row, when: datetime) -> Program[IngestResult]:
+        """A new version of a stored message: its text changes, the earlier one goes to the
+        entry's history (an older version that arrives late only joins the history)."""
+        result = IngestResult(event, live_type="message.edited")
+        meta = as_json(row["meta"]) or {}
+        history = list(meta.get("history") or [])
+        occurred_at = as_datetime(row["occurred_at"]) or when
+        shown_at = meta.get("edited_at") or occurred_at.isoformat()
+        stamp = event.edited_at.isoformat() if event.edited_at else when.isoformat()
+        text = row["text"]
+        if stamp > shown_at:
+            history.append({"text": row["text"], "at": shown_at})
+            text, meta["edited_at"] = event.text, stamp
+        elif event.text != row["text"] and all(h.get("at") != stamp for h in history):
+            history.append({"text": event.text, "at": stamp})
+        meta["history"] = sorted(history, key=lambda h: str(h.get("at")))
+        yield Stmt("UPDATE interaction SET text = ?, meta = ?, updated_at = ? WHERE id = ?",
+                   (text, to_json(meta), when, row["id"]))
+        result.interaction = timeline.entry_dict(
+            int(row["id"]), row["client_id"], row["kind"], row["direction"], row["channel"],
+            occurred_at, row["status"], text, meta)
+        if row["client_id"] is not None:
+            result.describe((yield from card(int(row["client_id"]))))
         return result
 
     def _no_card_message(self, event: MessageEvent, when: datetime) -> Program[IngestResult]:
@@ -241,6 +284,23 @@ def _touch(client: ClientRef, at: datetime) -> Program[None]:
         (at, at, at, client.id, at),
     )
     client.last_interaction_at = at
+
+
+def _late_original(event: MessageEvent) -> Program[None]:
+    """A message that arrives after its own edit (delivered out of order) joins the entry's
+    history, so the entry ends as if they had come in order."""
+    rows = yield Stmt("SELECT id, text, meta FROM interaction WHERE source = ? AND external_id = ?",
+                      (event.source, event.external_id))
+    if not rows:
+        return
+    meta = as_json(rows[0]["meta"]) or {}
+    at = event.occurred_at.isoformat()
+    history = list(meta.get("history") or [])
+    if "edited_at" not in meta or any(h.get("at") == at for h in history):
+        return
+    history.append({"text": event.text, "at": at})
+    meta["history"] = sorted(history, key=lambda h: str(h.get("at")))
+    yield Stmt("UPDATE interaction SET meta = ? WHERE id = ?", (to_json(meta), rows[0]["id"]))
 
 
 def _duplicate(event: HubEvent) -> Program[IngestResult]:

@@ -17,7 +17,7 @@ import tomllib
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import phonenumbers
@@ -93,6 +93,16 @@ class TelegramSettings(Section):
     bot_token: SecretStr | None = None
     webhook_secret: SecretStr | None = None
     api_base: str = "https://api.telegram.org"
+    # how updates arrive: "webhook" (Telegram posts to {public_base_url}/webhooks/telegram),
+    # "polling" (the hub asks, for installs without a public HTTPS address), or "auto":
+    # webhook when webhook_secret and public_base_url are set, else polling
+    mode: Literal["auto", "webhook", "polling"] = "auto"
+    # the bot asks a new client once, politely, to share their phone number
+    ask_phone: bool = True
+    ask_phone_text: str = Field(
+        default="Здравствуйте! Чтобы менеджер мог вам перезвонить, поделитесь, пожалуйста, "
+                "номером телефона — кнопка ниже.", min_length=1, max_length=4096)
+    ask_phone_button: str = Field(default="Отправить номер", min_length=1, max_length=64)
 
     @field_validator("api_base")
     @classmethod

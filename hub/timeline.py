@@ -27,7 +27,8 @@ def append_message(
         meta["from"] = event.sender.email  # where a manager's answer goes
     if event.attachments:
         meta["attachments"] = [
-            {"name": a.name, "content_type": a.content_type, "size": a.size}
+            {"name": a.name, "content_type": a.content_type, "size": a.size,
+             **({"ref": a.ref} if a.ref else {})}
             for a in event.attachments
         ]
     if event.fields:
@@ -41,6 +42,9 @@ def append_message(
         meta["reason"] = event.reason
     if event.bounce:
         meta["bounce"] = dict(event.bounce)
+    if event.edited_at is not None:
+        meta["edited_at"] = event.edited_at.isoformat()
+    meta.update(event.extra)
     meta.update(extra or {})
     meta = {k: v for k, v in meta.items() if v is not None}
     status = "received" if event.makes_card else event.category

@@ -23,8 +23,9 @@ from hub.settings import Settings, load_settings
 from tests.helpers import EMAIL_TOKEN, GENERIC_SECRET
 
 PG_SERVER = os.environ.get("HUB_TEST_DATABASE_URL", "")
-# shared fixtures: `smtp` (aiosmtpd), `dovecot` and `postfix` (private real mail servers)
-pytest_plugins = ("tests.smtpserver", "tests.mailservers")
+# shared fixtures: `smtp` (aiosmtpd), `dovecot` and `postfix` (private real mail servers),
+# `telegram_api` (a local fake of the Telegram Bot API)
+pytest_plugins = ("tests.smtpserver", "tests.mailservers", "tests.telegram_fake")
 
 
 def _pg_admin(url: str, sql: str) -> None:
@@ -91,7 +92,8 @@ async def _truncate() -> None:
     conn = connections.get("default")
     if db.is_postgres(conn):
         tables = ("manager, api_token, client, identity, interaction, call, reminder, "
-                  "processed_event, merge, offer_template, outbox, mailbox_state")
+                  "processed_event, merge, offer_template, outbox, mailbox_state, telegram_chat, "
+                  "link_token")
         await conn.execute_script(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 

@@ -205,6 +205,13 @@ def _template_paths() -> dict[str, Any]:
             "Send a failed offer, e-mail or reminder notice again: 202 with the entry, queued "
             "again with a fresh count of attempts; 409 unless it had failed",
             _ref("InteractionOut"), status="202", params=[ID], errors=("401", "404", "409"))},
+        "/api/clients/{id}/telegram-link": {"post": _op(
+            "A one-time Telegram deep link (t.me/<bot>?start=...) that binds the chat of whoever "
+            "opens it to this card; 422 without a bot", {"type": "object"}, status="201",
+            params=[ID], errors=("401", "404", "410", "422"))},
+        "/api/managers/me/telegram-link": {"post": _op(
+            "A one-time Telegram deep link that links the calling manager's own account",
+            {"type": "object"}, status="201", errors=("401", "422"))},
         "/api/templates/{name}/preview": {"get": _op(
             "Exactly what the template sends to the card: the client's language (or the given "
             "one), else the default; 422 with the reason when it does not render",
