@@ -186,7 +186,7 @@ def build_router(hub: TelegramHub) -> Router:
     async def on_edit(message: Message) -> None:
         event = message_event(message)
         if event is not None:
-            await hub.ingest(event)
+            await hub.edit(message, event)
 
     @router.my_chat_member(F.chat.type == ChatType.PRIVATE)
     async def on_member(update: ChatMemberUpdated) -> None:

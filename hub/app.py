@@ -25,6 +25,7 @@ from hub.outbox import OUTBOX, OutboxWorker, sending
 from hub.pipeline import IngestResult, Pipeline
 from hub.scheduler import SCHEDULER, Scheduler, scheduling
 from hub.settings import Settings
+from hub.tgsend import TelegramSender
 from hub.web import api, offers_api, openapi, ops, telegram_api, templates_api
 from hub.web.middlewares import MIDDLEWARES
 from hub.web.webhooks import setup_webhook_routes
@@ -48,8 +49,11 @@ def create_app(
     app[INFLIGHT] = Counter()
     app[PIPELINE] = pipeline = Pipeline(settings.phone_region)
     pipeline.hooks.append(_live_hook(app[BUS]))
+    bot = telegram.make_hub(settings, pipeline)
     app[OUTBOX] = OutboxWorker(SmtpSender.from_settings(settings.email), app[BUS],
-                               app[METRICS])
+                               app[METRICS], TelegramSender(bot.bot, bot.pace) if bot else None)
+    if bot is not None:
+        pipeline.hooks.append(bot.notify_manager)
     app[SCHEDULER] = scheduler = Scheduler(
         app[BUS], timedelta(minutes=settings.reminder_escalate_minutes), app[OUTBOX],
         settings.public_base_url,
@@ -64,7 +68,7 @@ def create_app(
     app.add_routes(offers_api.routes)
     app.add_routes(telegram_api.routes)
     setup_webhook_routes(app)
-    telegram.setup_telegram(app, settings, pipeline)
+    telegram.setup_telegram(app, bot)
     app.cleanup_ctx.append(telegram.closing)
     if manage_db:
         app.cleanup_ctx.append(_database)

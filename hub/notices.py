@@ -1,5 +1,6 @@
-"""Reminders by e-mail: when a reminder fires, its manager also gets an e-mail (when the hub
-can send mail and the manager has an address). The notice is queued in the durable outbox in
+"""Reminders reach their manager: when a reminder fires, a manager who linked Telegram gets
+a message from the bot, else one with an e-mail address gets an e-mail (when the hub has a bot,
+or sends mail). The notice is queued in the durable outbox in
 the same transaction that claims the reminder, so a process that dies after the claim loses
 no notice, and it shows on the client's timeline as a `reminder` entry whose status moves
 queued → sent or failed like any mail of ours. It carries Auto-Submitted: auto-generated, so
@@ -19,15 +20,17 @@ MAX_SUBJECT_TEXT = 80
 
 
 def queue_reminder_mails(
-    rows: Iterable[Row], when: datetime, message_id: Callable[[], str],
-    link_base: str | None = None,
+    rows: Iterable[Row], when: datetime, message_id: Callable[[], str] | None,
+    link_base: str | None = None, telegram_id: Callable[[], str] | None = None,
 ) -> Program[int]:
-    """A notice for each fired reminder whose manager has an e-mail address; how many."""
+    """A notice for each fired reminder: by Telegram to a manager who linked their account
+    (when the hub has a bot), else by e-mail to one with an address (when it sends mail).
+    `message_id`/`telegram_id` make the outbox row's id for each channel. How many."""
     rows = [r for r in rows if r["manager_id"] is not None]
     if not rows:
         return 0
     managers = yield from _by_id(
-        "SELECT id, name, email FROM manager WHERE is_active = ? AND email IS NOT NULL "
+        "SELECT id, name, email, telegram_user_id FROM manager WHERE is_active = ? "
         "AND id IN ({})", [r["manager_id"] for r in rows], (True,))
     if not managers:
         return 0
@@ -39,19 +42,25 @@ def queue_reminder_mails(
         manager = managers.get(row["manager_id"])
         if manager is None:
             continue
+        if manager["telegram_user_id"] and telegram_id is not None:
+            channel, to, new_id = "telegram", str(manager["telegram_user_id"]), telegram_id
+        elif manager["email"] and message_id is not None:
+            channel, to, new_id = "email", str(manager["email"]), message_id
+        else:
+            continue
         card = cards.get(row["client_id"], {"id": row["client_id"], "name": ""})
-        mail = reminder_mail(row, manager, card, contacts.get(row["client_id"], {}), when,
-                             message_id(), link_base)
+        mail = reminder_mail(row, to, card, contacts.get(row["client_id"], {}), when,
+                             new_id(), link_base, channel)
         meta = {"reminder_id": row["id"], "due_at": _iso(row["due_at"]), "origin": row["origin"]}
         yield from queue_email("reminder", int(row["client_id"]), int(manager["id"]), mail,
-                               meta, when, direction=None)
+                               meta, when, direction=None, channel=channel)
         queued += 1
     return queued
 
 
 def reminder_mail(
-    row: Row, manager: Row, card: Row, contacts: dict[str, list[str]], when: datetime,
-    message_id: str, link_base: str | None,
+    row: Row, to: str, card: Row, contacts: dict[str, list[str]], when: datetime,
+    message_id: str, link_base: str | None, channel: str = "email",
 ) -> OutgoingEmail:
     """What the manager reads: the reminder, who to call and how, and the card's address."""
     name = card["name"] or f"#{card['id']}"
@@ -63,10 +72,12 @@ def reminder_mail(
     lines.append(f"Due: {_iso(row['due_at'])}")
     if link_base:
         lines.append(f"Card: {link_base.rstrip('/')}/api/clients/{card['id']}")
+    subject = f"Reminder: {name}" + (f" — {about}" if about else "")
+    if channel == "telegram":  # no subject line there: it heads the text
+        lines = [subject, "", *lines[2:]]
     return OutgoingEmail(
-        to=str(manager["email"]), subject=f"Reminder: {name}" + (f" — {about}" if about else ""),
-        text="\n".join(lines) + "\n", html=None, message_id=message_id, date=when,
-        auto_submitted=True,
+        to=to, subject=subject, text="\n".join(lines) + "\n", html=None,
+        message_id=message_id, date=when, auto_submitted=True,
     )
 
 

@@ -60,7 +60,7 @@ def backoff(attempts: int) -> timedelta:
 def queue_email(
     kind: str, client_id: int, author_id: int | None, mail: OutgoingEmail,
     meta: dict[str, Any], when: datetime, direction: str | None = "out",
-    attachments: Sequence[AttachmentFile] = (),
+    attachments: Sequence[AttachmentFile] = (), channel: str = "email",
 ) -> Program[dict[str, Any]]:
     """The timeline entry (an `offer` or a manager's `email`, queued) and its outbox row, in the
     caller's transaction. The entry names its Message-ID at once, so a reply or a bounce that
@@ -75,28 +75,28 @@ def queue_email(
     rows = yield Stmt(
         "INSERT INTO interaction (client_id, kind, direction, channel, occurred_at, status, text, "
         "meta, author_id, created_at, updated_at) "
-        "VALUES (?, ?, ?, 'email', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (client_id, kind, direction, when, QUEUED, _entry_text(kind, mail), to_json(meta),
-         author_id, when, when),
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (client_id, kind, direction, channel, when, QUEUED, _entry_text(kind, mail),
+         to_json(meta), author_id, when, when),
     )
     interaction_id = int(rows[0]["id"])
     yield Stmt(
         "INSERT INTO outbox (interaction_id, channel, to_address, subject, text, html, "
         "message_id, in_reply_to, thread_refs, auto_submitted, attachments, status, "
         "attempts, next_attempt_at, created_at, updated_at) "
-        "VALUES (?, 'email', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) RETURNING id",
-        (interaction_id, mail.to, mail.subject, mail.text, mail.html, mail.message_id,
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?) RETURNING id",
+        (interaction_id, channel, mail.to, mail.subject, mail.text, mail.html, mail.message_id,
          mail.in_reply_to, " ".join(mail.references) or None, mail.auto_submitted,
          to_json(files) if files else None, QUEUED, when, when, when),
     )
-    return entry_dict(interaction_id, client_id, kind, direction, "email", when, QUEUED,
+    return entry_dict(interaction_id, client_id, kind, direction, channel, when, QUEUED,
                       _entry_text(kind, mail), meta)
 
 
 def _entry_text(kind: str, mail: OutgoingEmail) -> str:
     """An offer or a reminder notice shows its subject on the timeline; a manager's message
     shows what was said."""
-    return mail.text if kind == "email" else mail.subject
+    return mail.text if kind in ("email", "telegram") else mail.subject
 
 
 def requeue(interaction_id: int, when: datetime) -> Program[dict[str, Any] | None]:
@@ -128,8 +128,8 @@ CLAIM = claim_sql(
     "UPDATE outbox SET status = ?, attempts = attempts + 1, updated_at = ?",
     "SELECT id FROM outbox WHERE (status = ? AND next_attempt_at <= ?) "
     "OR (status = ? AND updated_at <= ?) ORDER BY next_attempt_at, id LIMIT ?",
-    "RETURNING id, interaction_id, to_address, subject, text, html, message_id, in_reply_to, "
-    "thread_refs, auto_submitted, attachments, attempts",
+    "RETURNING id, interaction_id, channel, to_address, subject, text, html, message_id, "
+    "in_reply_to, thread_refs, auto_submitted, attachments, attempts",
 )
 
 
@@ -184,16 +184,22 @@ class OutboxWorker(WakeableLoop):
     name = "outbox"
 
     def __init__(
-        self, sender: Sender | None, bus: Bus | None = None, metrics: Metrics | None = None
+        self, sender: Sender | None, bus: Bus | None = None, metrics: Metrics | None = None,
+        telegram: Sender | None = None,
     ) -> None:
+        """`sender`: e-mail (SMTP); `telegram`: the bot. Either may be missing."""
         super().__init__()
         self.sender = sender
+        self.telegram = telegram
         self.bus = bus
         self.metrics = metrics
 
+    def sender_for(self, channel: str) -> Sender | None:
+        return self.telegram if channel == "telegram" else self.sender
+
     async def run_pass(self, when: datetime | None = None) -> int:
         """Send every due message; how many this process claimed."""
-        if self.sender is None:
+        if self.sender is None and self.telegram is None:
             return 0
         claimed = 0
         while True:
@@ -206,8 +212,12 @@ class OutboxWorker(WakeableLoop):
                 return claimed
 
     async def _send(self, row: Row) -> None:
-        assert self.sender is not None
         attempts = int(row["attempts"])
+        sender = self.sender_for(row["channel"])
+        if sender is None:
+            await self._failed(row, attempts, DeliveryError(
+                f"{row['channel']} sending is not configured on this hub", retryable=False))
+            return
         try:
             files = _files(row)
         except DeliveryError as missing:
@@ -219,7 +229,7 @@ class OutboxWorker(WakeableLoop):
                              references=tuple((row["thread_refs"] or "").split()),
                              auto_submitted=bool(row["auto_submitted"]), files=files)
         try:
-            answer = await asyncio.wait_for(self.sender.send(mail), SEND_DEADLINE_S)
+            answer = await asyncio.wait_for(sender.send(mail), SEND_DEADLINE_S)
         except TimeoutError:
             exc = DeliveryError(f"no answer within {SEND_DEADLINE_S:.0f} s", retryable=True)
             await self._failed(row, attempts, exc)
@@ -232,8 +242,9 @@ class OutboxWorker(WakeableLoop):
             await self._failed(row, attempts, DeliveryError(str(exc), retryable=False))
             return
         when = now()
+        response = "smtp_response" if row["channel"] == "email" else f"{row['channel']}_response"
         await self._settle(row, SENT, when, {
-            "message_id": row["message_id"], "smtp_response": answer, "attempts": attempts,
+            "message_id": row["message_id"], response: answer, "attempts": attempts,
             "sent_at": when.isoformat(), "last_error": None, "next_attempt_at": None,
         })
 

@@ -111,13 +111,16 @@ class Scheduler(WakeableLoop):
                 return fired
 
     async def _claim(self, at: datetime) -> tuple[list[Row], datetime]:
-        sender = self.outbox.sender if self.outbox is not None else None
-        if sender is None:
+        outbox = self.outbox
+        if outbox is None or (outbox.sender is None and outbox.telegram is None):
             return await run_program(lambda: claim_due(at, BATCH)), at
+        mail_id = outbox.sender.message_id if outbox.sender is not None else None
+        telegram_id = outbox.telegram.message_id if outbox.telegram is not None else None
 
         def claim_and_notify() -> Program[tuple[list[Row], int]]:
             rows = yield from claim_due(at, BATCH)
-            queued = yield from queue_reminder_mails(rows, at, sender.message_id, self.link_base)
+            queued = yield from queue_reminder_mails(rows, at, mail_id, self.link_base,
+                                                     telegram_id)
             return rows, queued
 
         rows, queued = await run_program(claim_and_notify)

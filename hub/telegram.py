@@ -60,6 +60,7 @@ from hub.merges import merge_clients
 from hub.models import Identity, LinkToken, Manager
 from hub.pipeline import IngestResult, Pipeline
 from hub.settings import Settings
+from hub.tgsend import Pace
 
 log = logging.getLogger("hub.telegram")
 WEBHOOK_PATH = "/webhooks/telegram"
@@ -90,18 +91,57 @@ class TelegramHub:
         else:
             self.mode = tg.mode
         self.username: str | None = None  # the bot's @username, from getMe
+        self.pace = Pace()  # Telegram's limits, shared with the outbox's sender
+        self._notices: set[asyncio.Task[None]] = set()
 
     # ---- what updates do -----------------------------------------------------------------------
 
     async def ingest(self, event: MessageEvent) -> IngestResult:
         return await self.pipeline.ingest(event)
 
-    async def receive(self, message: Message, event: MessageEvent) -> IngestResult:
-        """A client's message onto their card; then, once, the bot asks for the phone."""
+    async def receive(self, message: Message, event: MessageEvent) -> IngestResult | None:
+        """A client's message onto their card; then, once, the bot asks for the phone. A
+        linked manager writing to the bot is not a client."""
+        if await self._is_manager(message):
+            return None
         result = await self.ingest(event)
         if not result.duplicate and result.client_id is not None:
             await self._ask_phone(message, result.client_id)
         return result
+
+    async def edit(self, message: Message, event: MessageEvent) -> None:
+        if not await self._is_manager(message):
+            await self.ingest(event)
+
+    async def _is_manager(self, message: Message) -> bool:
+        user = message.from_user
+        return user is not None and await Manager.exists(telegram_user_id=user.id)
+
+    async def notify_manager(self, result: IngestResult) -> None:
+        """A post-commit hook: a client's new message reaches their responsible manager's
+        Telegram, when the manager linked it (sent beside the ingest, never holding it up)."""
+        event = result.event
+        if (not isinstance(event, MessageEvent) or result.duplicate or not event.makes_card
+                or event.edited_at is not None or "callback" in event.extra
+                or result.manager is None):
+            return
+        manager = await Manager.get_or_none(id=result.manager["id"], is_active=True)
+        chat = manager.telegram_user_id if manager is not None else None
+        if not chat or chat == event.sender.telegram_id:
+            return
+        name = (result.client or {}).get("name") or "клиент"
+        channel = "e-mail" if event.channel == "email" else "Telegram"
+        text = f"Новое сообщение от {name} ({channel}):\n{event.text[:500]}"
+        task = asyncio.create_task(self._notice(int(chat), text))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def _notice(self, chat: int, text: str) -> None:
+        await self.pace.wait(chat)
+        try:
+            await self.bot.send_message(chat, text)
+        except TelegramAPIError as exc:
+            log.warning("could not tell manager chat %s of a new message: %s", chat, exc)
 
     async def start(self, message: Message, payload: str | None) -> None:
         if payload and payload.startswith((CLIENT_PREFIX, MANAGER_PREFIX)):
@@ -116,6 +156,8 @@ class TelegramHub:
         with that number becomes one with it); anybody else's stays a timeline entry."""
         contact, sender = message.contact, message.from_user
         assert contact is not None
+        if await self._is_manager(message):
+            return
         own = sender is not None and contact.user_id == sender.id
         phone = identity.normalize_phone(contact.phone_number, self.region) if own else None
         event = message_event(message, phone=phone)
@@ -296,10 +338,14 @@ class _WebhookHandler(SimpleRequestHandler):
 TELEGRAM: web.AppKey[TelegramHub | None] = web.AppKey("telegram", TelegramHub)
 
 
-def setup_telegram(app: web.Application, settings: Settings, pipeline: Pipeline) -> None:
-    """The bot (when `[telegram] bot_token` is set) and POST /webhooks/telegram, which answers
-    404 unless the webhook is on (a bot token and a webhook secret: never open)."""
-    hub = TelegramHub(settings, pipeline) if settings.telegram.bot_token else None
+def make_hub(settings: Settings, pipeline: Pipeline) -> TelegramHub | None:
+    """The bot, when `[telegram] bot_token` is set."""
+    return TelegramHub(settings, pipeline) if settings.telegram.bot_token else None
+
+
+def setup_telegram(app: web.Application, hub: TelegramHub | None) -> None:
+    """POST /webhooks/telegram, which answers 404 unless the webhook is on (a bot token and
+    a webhook secret: never open)."""
     app[TELEGRAM] = hub
     handler = (_WebhookHandler(hub.dispatcher, hub.bot, secret_token=hub.secret)
                if hub is not None and hub.secret is not None else None)

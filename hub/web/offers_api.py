@@ -12,30 +12,27 @@ from aiohttp import web
 from tortoise import connections
 
 from channels.smtp import OutgoingEmail
-from hub import clients, offers
+from hub import clients, offers, tgsend
 from hub.db import Stmt, as_json, execute, now, run_program
 from hub.errors import ConflictError, NotFoundError, ValidationError
 from hub.keys import BUS, SETTINGS
-from hub.outbox import OUTBOX, OutboxWorker, queue_email, requeue
+from hub.outbox import OUTBOX, OutboxWorker, Sender, queue_email, requeue
 from hub.schemas import MessageCreate, OfferCreate
 from hub.web.auth import current_manager
 from hub.web.inputs import read_body
 
 routes = web.RouteTableDef()
-CHANNELS = ("email",)
-LATER = ("telegram",)
+CHANNELS = ("email", "telegram")
 REPLY_PREFIXES = ("re:", "ответ:", "aw:", "fwd:", "fw:")
 
 
 def _check_channel(channel: str) -> None:
-    if channel in LATER:
-        raise ValidationError(f"channel: {channel} is not available yet", field="channel")
     if channel not in CHANNELS:
         raise ValidationError(f"channel: use one of {', '.join(CHANNELS)}", field="channel")
 
 
-def _email_worker(request: web.Request, card: dict[str, Any]) -> OutboxWorker:
-    """The outbox worker, once sure the card can be written to and sending is configured."""
+def _email_worker(request: web.Request, card: dict[str, Any]) -> tuple[OutboxWorker, Sender]:
+    """The outbox worker and its e-mail sender, once sure the card can be written to."""
     if not card.get("emails"):
         raise ValidationError("channel: the card has no e-mail address", field="channel")
     worker = request.app[OUTBOX]
@@ -44,16 +41,32 @@ def _email_worker(request: web.Request, card: dict[str, Any]) -> OutboxWorker:
             "channel: e-mail sending is not configured ([email] smtp_url and from_address)",
             field="channel",
         )
-    return worker
+    return worker, worker.sender
+
+
+async def _telegram_chat(request: web.Request, card: dict[str, Any]) -> tuple[int, Sender]:
+    """The card's Telegram chat and the bot's sender, once sure the chat can be written to."""
+    chats = [t for t in card.get("telegram") or [] if isinstance(t, int)]
+    if not chats:
+        raise ValidationError("channel: the card has no Telegram chat (the client has not "
+                              "written to the bot)", field="channel")
+    sender = request.app[OUTBOX].telegram
+    if sender is None:
+        raise ValidationError("channel: the Telegram bot is not configured ([telegram] "
+                              "bot_token)", field="channel")
+    if await tgsend.blocked(chats[0]):
+        raise ValidationError("channel: the client has blocked the bot", field="channel")
+    return chats[0], sender
 
 
 async def _queue(
     request: web.Request, kind: str, client_id: int, mail: OutgoingEmail, meta: dict[str, Any],
-    attachments: tuple[offers.AttachmentFile, ...] = (),
+    attachments: tuple[offers.AttachmentFile, ...] = (), channel: str = "email",
 ) -> web.Response:
     manager = current_manager(request)
-    entry = await run_program(lambda: queue_email(kind, client_id, manager.id, mail, meta,
-                                                  mail.date, attachments=attachments))
+    entry = await run_program(lambda: queue_email(
+        kind, client_id, manager.id, mail, meta, mail.date, attachments=attachments,
+        channel=channel))
     request.app[OUTBOX].wake()
     request.app[BUS].publish({"type": "timeline.added", "client_id": client_id,
                               "interaction": entry})
@@ -68,17 +81,24 @@ async def send_offer(request: web.Request) -> web.Response:
     _check_channel(data.channel)
     card = await clients.serialize(await clients.get_client(client_id))
     template = await offers.get_template(data.template)
-    worker = _email_worker(request, card)
-    assert worker.sender is not None
+    if data.channel == "telegram":
+        chat, sender = await _telegram_chat(request, card)
+        to, html = str(chat), False
+    else:
+        _, sender = _email_worker(request, card)
+        to, html = str(card["emails"][0]), True
     manager = current_manager(request)
     variant = template.pick(data.language or offers.client_language(card))
     rendered = offers.render_offer(variant, card, manager, request.app[SETTINGS].company)
     meta = {"template": template.name, "version": variant.version,
             "language": rendered.language}
-    mail = OutgoingEmail(to=str(card["emails"][0]), subject=rendered.subject,
-                         text=rendered.text, html=rendered.html,
-                         message_id=worker.sender.message_id(), date=now())
-    return await _queue(request, "offer", client_id, mail, meta, rendered.attachments)
+    # Telegram has no subject line: the subject heads the text
+    text = rendered.text if html else f"{rendered.subject}\n\n{rendered.text}"
+    mail = OutgoingEmail(to=to, subject=rendered.subject, text=text,
+                         html=rendered.html if html else None,
+                         message_id=sender.message_id(), date=now())
+    return await _queue(request, "offer", client_id, mail, meta, rendered.attachments,
+                        channel=data.channel)
 
 
 @routes.post(r"/api/clients/{id:\d+}/messages")
@@ -89,8 +109,12 @@ async def send_message(request: web.Request) -> web.Response:
     data = await read_body(request, MessageCreate)
     _check_channel(data.channel)
     card = await clients.serialize(await clients.get_client(client_id))
-    worker = _email_worker(request, card)
-    assert worker.sender is not None
+    if data.channel == "telegram":
+        chat, bot = await _telegram_chat(request, card)
+        message = OutgoingEmail(to=str(chat), subject="", text=data.text, html=None,
+                                message_id=bot.message_id(), date=now())
+        return await _queue(request, "telegram", client_id, message, {}, channel="telegram")
+    _, sender = _email_worker(request, card)
     latest = await _latest_from_client(client_id)
     to = str(card["emails"][0])
     subject = data.subject or _default_subject(request, data.text)
@@ -106,7 +130,7 @@ async def send_message(request: web.Request) -> web.Response:
             in_reply_to = str(latest["external_id"])
             references = tuple(str(r) for r in (meta.get("references") or [])[-10:])
     mail = OutgoingEmail(to=to, subject=subject, text=data.text, html=None,
-                         message_id=worker.sender.message_id(), date=now(),
+                         message_id=sender.message_id(), date=now(),
                          in_reply_to=in_reply_to, references=references)
     return await _queue(request, "email", client_id, mail, {"subject": subject})
 

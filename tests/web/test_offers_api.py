@@ -127,7 +127,7 @@ async def test_refusals_queue_nothing(
     await offer(client, manager, card["id"], {"template": "nope", "channel": "email"}, 404)
     data = await offer(client, manager, card["id"], {"template": "price", "channel": "telegram"},
                        422)
-    assert "not available yet" in data["error"]["message"]
+    assert "no Telegram chat" in data["error"]["message"]
     data = await offer(client, manager, card["id"], {"template": "price", "channel": "fax"}, 422)
     assert data["error"]["message"].startswith("channel")
     await offer(client, manager, card["id"], {"template": "price"}, 422)

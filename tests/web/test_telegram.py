@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from hub.app import create_app
+from hub.db import now
 from hub.models import Client, Identity, Interaction, LinkToken, Manager, Merge, TelegramChat
+from hub.outbox import OUTBOX
+from hub.scheduler import SCHEDULER
 from tests.helpers import call_body, post_call
 from tests.telegram_fake import TOKEN, FakeBotAPI, fixture_names, load_fixture
 from tests.web.test_templates_api import call
@@ -308,3 +312,122 @@ async def test_polling_mode_reads_updates_without_a_public_address(
     await asyncio.sleep(0.3)
     assert await Interaction.all().count() == 1
     assert telegram_api.called("getUpdates")
+
+
+# ---- outbound: managers' replies, offers, reminders and notices through the bot ----------------
+
+
+async def telegram_card(client: Any) -> tuple[int, int]:
+    """A client who wrote to the bot: (card id, chat id)."""
+    [update] = load_fixture("private_text_no_username")
+    await post(client, update)
+    return await card_of(update), int(update["message"]["chat"]["id"])
+
+
+async def reply(client: Any, manager: dict[str, Any], card: int, text: str,
+                status: int = 202) -> Any:
+    return await call(client, manager, "POST", f"/api/clients/{card}/messages",
+                      {"channel": "telegram", "text": text}, status)
+
+
+async def test_a_managers_reply_goes_out_through_the_bot_in_parts_within_limits(
+    tg_client: Any, manager: dict[str, Any], telegram_api: FakeBotAPI
+) -> None:
+    client = await tg_client(ask_phone=False)
+    card, chat = await telegram_card(client)
+    telegram_api.enforce_limits = True  # the fake refuses >1 message a second per chat
+    long_text = "\n\n".join(f"Абзац {i}. " + "слово " * 150 for i in range(9))  # ~8,000
+    first = await reply(client, manager, card, "Здравствуйте! Да, есть в наличии.")
+    second = await reply(client, manager, card, long_text)
+    assert first["status"] == "queued" and first["kind"] == "telegram"
+    assert await client.server.app[OUTBOX].run_pass() == 2
+    texts = telegram_api.texts(chat)
+    assert texts[0] == "Здравствуйте! Да, есть в наличии."
+    assert len(texts) >= 3 and all(len(t) <= 4096 for t in texts)
+    assert " ".join(" ".join(texts[1:]).split()) == " ".join(long_text.split())
+    assert telegram_api.errors == []  # paced: Telegram never had to say "too many"
+    for entry in (first, second):
+        shown = await Interaction.get(id=entry["id"])
+        assert shown.status == "sent" and shown.meta["telegram_response"].startswith("telegram")
+    assert await Interaction.filter(client_id=card, direction="out").count() == 2  # no echo
+
+
+async def test_too_many_requests_is_waited_out_and_the_message_sent_once(
+    tg_client: Any, manager: dict[str, Any], telegram_api: FakeBotAPI
+) -> None:
+    client = await tg_client(ask_phone=False)
+    card, chat = await telegram_card(client)
+    entry = await reply(client, manager, card, "Счёт отправлен.")
+    telegram_api.flood(1, retry_after=1)
+    assert await client.server.app[OUTBOX].run_pass() == 1
+    assert telegram_api.texts(chat) == ["Счёт отправлен."]
+    assert [e[2] for e in telegram_api.errors] == [429]
+    assert (await Interaction.get(id=entry["id"])).status == "sent"
+
+
+async def test_a_client_who_blocked_the_bot_is_not_written_to_and_the_reason_is_shown(
+    tg_client: Any, manager: dict[str, Any], telegram_api: FakeBotAPI
+) -> None:
+    client = await tg_client(ask_phone=False)
+    card, chat = await telegram_card(client)
+    entry = await reply(client, manager, card, "Добрый день!")
+    telegram_api.block(chat)
+    await client.server.app[OUTBOX].run_pass()
+    failed = await Interaction.get(id=entry["id"])
+    assert failed.status == "failed" and "blocked the bot" in failed.meta["error"]
+    assert (await TelegramChat.get(user_id=chat)).status == "kicked"
+    err = await reply(client, manager, card, "Ещё раз", status=422)
+    assert "blocked the bot" in err["error"]["message"]
+
+
+async def test_an_offer_goes_by_telegram_with_its_price_list(
+    tg_client: Any, manager: dict[str, Any], telegram_api: FakeBotAPI
+) -> None:
+    client = await tg_client(ask_phone=False)
+    card, chat = await telegram_card(client)
+    entry = await call(client, manager, "POST", f"/api/clients/{card}/offers",
+                       {"template": "price", "channel": "telegram"}, 202)
+    assert entry["channel"] == "telegram" and entry["kind"] == "offer"
+    assert await client.server.app[OUTBOX].run_pass() == 1
+    sent = telegram_api.sent(chat)
+    assert "прайс" in sent[0]["text"].lower()
+    assert "document" in sent[-1] or len(telegram_api.called("sendDocument")) == 1
+    assert (await Interaction.get(id=entry["id"])).status == "sent"
+
+
+async def test_a_linked_manager_gets_reminders_and_new_messages_by_telegram(
+    tg_client: Any, manager: dict[str, Any], telegram_api: FakeBotAPI
+) -> None:
+    client = await tg_client(ask_phone=False)
+    link = await call(client, manager, "POST", "/api/managers/me/telegram-link", None, 201)
+    [linking] = load_fixture("start_link", link_token=link["url"].split("start=")[1])
+    await post(client, linking)
+    mine = int(linking["message"]["from"]["id"])
+    card, _ = await telegram_card(client)
+    await call(client, manager, "PATCH", f"/api/clients/{card}",
+               {"manager_id": manager["manager"].id})
+    # a new message from the client: a notice to the manager's own chat
+    [update] = load_fixture("digits_in_text")
+    update["message"]["from"] = dict(update["message"]["from"], id=telegram_card_user())
+    update["message"]["chat"] = dict(update["message"]["chat"], id=telegram_card_user())
+    await post(client, update)
+    for _ in range(100):
+        if any("Новое сообщение" in t for t in telegram_api.texts(mine)):
+            break
+        await asyncio.sleep(0.05)
+    assert any("Новое сообщение" in t for t in telegram_api.texts(mine))
+    # a reminder: by Telegram, not by e-mail
+    await call(client, manager, "POST", f"/api/clients/{card}/reminders",
+               {"in_minutes": 1, "text": "перезвонить"}, 201)
+    app = client.server.app
+    later = now() + timedelta(minutes=2)
+    await app[SCHEDULER].fire_due(later)
+    assert await app[OUTBOX].run_pass(later) == 1
+    assert any(t.startswith("Reminder:") for t in telegram_api.texts(mine))
+    entry = await Interaction.get(kind="reminder")
+    assert entry.channel == "telegram" and entry.status == "sent"
+
+
+def telegram_card_user() -> int:
+    [update] = load_fixture("private_text_no_username")
+    return int(update["message"]["from"]["id"])
