@@ -70,6 +70,9 @@ def message_event(
         text = text or f"{name} {c.phone_number}".strip()
         extra["contact"] = {"phone": c.phone_number, "name": name, "user_id": c.user_id,
                             "own": phone is not None}
+    fields = dict(fields or {})
+    if user.language_code:  # the card's language picks an offer's variant
+        fields.setdefault("language", user.language_code)
     stamp = message.edit_date  # aiogram keeps it as Unix time (int)
     edited = datetime.fromtimestamp(stamp, UTC) if stamp else None
     return MessageEvent(
@@ -80,7 +83,7 @@ def message_event(
         text=text[:MAX_TEXT],
         occurred_at=_utc(message.date),
         attachments=tuple(_attachments(message)),
-        fields=fields or {},
+        fields=fields,
         edited_at=edited,
         extra=extra,
     )

@@ -19,7 +19,7 @@ from hub.db import now
 from hub.models import Client, Identity, Interaction, LinkToken, Manager, Merge, TelegramChat
 from hub.outbox import OUTBOX
 from hub.scheduler import SCHEDULER
-from tests.helpers import call_body, post_call
+from tests.helpers import call_body, free_port, post_call
 from tests.telegram_fake import TOKEN, FakeBotAPI, fixture_names, load_fixture
 from tests.web.test_templates_api import call
 
@@ -431,3 +431,28 @@ async def test_a_linked_manager_gets_reminders_and_new_messages_by_telegram(
 def telegram_card_user() -> int:
     [update] = load_fixture("private_text_no_username")
     return int(update["message"]["from"]["id"])
+
+
+async def test_webhook_mode_registers_itself_and_telegram_delivers_to_it(
+    aiohttp_server: Any, aiohttp_client: Any, make_settings: Any, orm: None,
+    telegram_api: FakeBotAPI,
+) -> None:
+    port = free_port()
+    settings = make_settings(
+        public_base_url=f"http://127.0.0.1:{port}",
+        telegram={"bot_token": TOKEN, "api_base": telegram_api.url, "webhook_secret": SECRET,
+                  "ask_phone": False})
+    app = create_app(settings, manage_db=False, background=True)
+    await aiohttp_client(await aiohttp_server(app, port=port))
+    for _ in range(100):
+        if telegram_api.webhook:
+            break
+        await asyncio.sleep(0.05)
+    assert telegram_api.webhook is not None
+    assert telegram_api.webhook["url"] == f"http://127.0.0.1:{port}/webhooks/telegram"
+    assert telegram_api.webhook["secret_token"] == SECRET
+    [update] = load_fixture("private_text")
+    telegram_api.push(update)  # Telegram posts it to the registered webhook, with the secret
+    await telegram_api.wait_delivered()
+    card = await Client.get(id=await card_of(update))
+    assert card.custom_fields["language"] == update["message"]["from"]["language_code"]
