@@ -226,9 +226,11 @@ class TelegramHub:
         user = message.from_user
         if user is None:
             return
-        token = await _redeem(payload, user.id)
+        token, fresh = await _redeem(payload, user.id)
         if token is None:
             await self._say(message, "Ссылка устарела или уже использована.")
+            return
+        if not fresh:  # Telegram delivered this /start again: it is done already
             return
         if token.kind == "manager":
             await Manager.filter(telegram_user_id=user.id).update(telegram_user_id=None)
@@ -370,15 +372,20 @@ async def closing(app: web.Application) -> AsyncIterator[None]:
         await hub.close()
 
 
-async def _redeem(token: str, user_id: int) -> LinkToken | None:
-    """Use a link token once: None when it is unknown, used or expired."""
+async def _redeem(token: str, user_id: int) -> tuple[LinkToken | None, bool]:
+    """Use a link token once: (the token, True) now; (the token, False) when this very user
+    used it before (a repeated update); (None, False) when it is unknown, expired or somebody
+    else's."""
     when = now()
     rows = await execute(connections.get("default"), Stmt(
         "UPDATE link_token SET used_at = ?, used_by = ? WHERE token_hash = ? "
         "AND used_at IS NULL AND expires_at > ? RETURNING id",
         (when, user_id, _hash(token), when),
     ))
-    return await LinkToken.get(id=rows[0]["id"]) if rows else None
+    if rows:
+        return await LinkToken.get(id=rows[0]["id"]), True
+    again = await LinkToken.get_or_none(token_hash=_hash(token), used_by=user_id)
+    return again, False
 
 
 def _hash(token: str) -> str:

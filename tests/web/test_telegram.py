@@ -277,6 +277,8 @@ async def test_a_manager_links_their_own_account(
     assert (await Manager.get(id=manager["manager"].id)).telegram_user_id == user
     assert await Client.all().count() == 0  # a manager is not a client
     assert "Готово" in telegram_api.texts(user)[-1]
+    await post(client, update)  # delivered again: nothing more happens, nothing more is said
+    assert len(telegram_api.texts(user)) == 1
 
 
 async def test_webhook_security_and_bad_input(
