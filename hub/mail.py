@@ -1,5 +1,6 @@
-"""What the hub does with an e-mail beyond putting it on a card: thread it under the message it
-answers, and let a bounce fail the message of ours that it reports.
+"""What the hub does with a message beyond putting it on a card: thread an e-mail under the
+message it answers (and a Telegram reply under the message of ours it quotes), and let a bounce
+fail the message of ours that it reports.
 
 Threading follows In-Reply-To and References to an entry already stored: a client's earlier
 e-mail (its Message-ID is the entry's external id) or an e-mail of ours (the outbox row keeps
@@ -18,7 +19,8 @@ from hub.matching import search_text
 from hub.timeline import entry_dict
 
 MAX_REFS = 20  # the newest references are enough to find a thread
-OUT_KINDS = ("offer", "email")
+OUT_KINDS = ("offer", "email", "telegram")
+RECENT_OUT = 50  # a Telegram reply is looked for among the card's latest messages of ours
 CLOCK_SLACK = timedelta(days=1)
 
 
@@ -49,6 +51,24 @@ def thread_parent(event: MessageEvent, client_id: int) -> Program[Row | None]:
     )
     by_ref = {row["ref"]: row for row in rows}
     return next((by_ref[ref] for ref in refs if ref in by_ref), None)
+
+
+def telegram_parent(event: MessageEvent, client_id: int) -> Program[Row | None]:
+    """The message of ours (an offer, a manager's answer) that a client's Telegram reply
+    answers: the reply names the chat message, our entry lists the ids of its parts."""
+    reply_to = str(event.extra.get("reply_to") or "")
+    _, _, wanted = reply_to.partition(":")
+    if not wanted.isdigit():
+        return None
+    rows = yield Stmt(
+        "SELECT id, kind, direction, meta FROM interaction WHERE client_id = ? "
+        "AND channel = 'telegram' AND direction = 'out' ORDER BY occurred_at DESC, id DESC "
+        "LIMIT ?", (client_id, RECENT_OUT),
+    )
+    for row in rows:
+        if int(wanted) in ((as_json(row["meta"]) or {}).get("telegram_message_ids") or []):
+            return row
+    return None
 
 
 def thread_fields(parent: Row) -> dict[str, Any]:

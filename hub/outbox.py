@@ -33,6 +33,7 @@ from hub.errors import DeliveryError
 from hub.loops import WakeableLoop, claim_sql, seconds_until, while_running
 from hub.metrics import Metrics
 from hub.offers import AttachmentFile, read_attachment
+from hub.tgsend import message_ids
 from hub.timeline import entry_dict
 
 log = logging.getLogger("hub.outbox")
@@ -243,10 +244,13 @@ class OutboxWorker(WakeableLoop):
             return
         when = now()
         response = "smtp_response" if row["channel"] == "email" else f"{row['channel']}_response"
-        await self._settle(row, SENT, when, {
+        changes: dict[str, Any] = {
             "message_id": row["message_id"], response: answer, "attempts": attempts,
             "sent_at": when.isoformat(), "last_error": None, "next_attempt_at": None,
-        })
+        }
+        if row["channel"] == "telegram":  # a client's reply names one of these
+            changes["telegram_message_ids"] = message_ids(answer)
+        await self._settle(row, SENT, when, changes)
 
     async def _failed(self, row: Row, attempts: int, exc: DeliveryError) -> None:
         when = now()

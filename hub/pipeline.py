@@ -191,6 +191,9 @@ class Pipeline:
         parent = None
         if threaded and client is not None:
             parent = yield from mail.thread_parent(event, client.id)
+        elif (client is not None and not result.created and event.channel == "telegram"
+              and "reply_to" in event.extra):
+            parent = yield from mail.telegram_parent(event, client.id)
         extra = mail.thread_fields(parent) if parent else None
         result.interaction = yield from timeline.append_message(
             event, client.id if client else None, when, extra

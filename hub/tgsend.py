@@ -126,6 +126,12 @@ class TelegramSender:
                                     retryable=True) from None
 
 
+def message_ids(answer: str) -> list[int]:
+    """Telegram's ids of the parts, from what `TelegramSender.send` answered."""
+    return [int(part) for part in answer.removeprefix("telegram message ").split(", ")
+            if part.isdigit()]
+
+
 def _document(file: MailFile) -> BufferedInputFile:
     return BufferedInputFile(file.data, filename=file.name)
 

@@ -458,3 +458,28 @@ async def test_webhook_mode_registers_itself_and_telegram_delivers_to_it(
     await telegram_api.wait_delivered()
     card = await Client.get(id=await card_of(update))
     assert card.custom_fields["language"] == update["message"]["from"]["language_code"]
+
+
+async def test_a_telegram_reply_to_our_offer_is_linked_to_it(
+    tg_client: Any, manager: dict[str, Any], telegram_api: FakeBotAPI
+) -> None:
+    client = await tg_client(ask_phone=False)
+    card, chat = await telegram_card(client)
+    offer = await call(client, manager, "POST", f"/api/clients/{card}/offers",
+                       {"template": "welcome", "channel": "telegram"}, 202)
+    assert await client.server.app[OUTBOX].run_pass() == 1
+    sent = await Interaction.get(id=offer["id"])
+    [first_part, *_] = sent.meta["telegram_message_ids"]
+    [update] = load_fixture("private_text_no_username")
+    answer = update["message"]
+    answer.update(message_id=answer["message_id"] + 50, text="Беру, выставьте счёт",
+                  reply_to_message={"message_id": first_part, "date": answer["date"],
+                                    "chat": answer["chat"], "text": "…",
+                                    "from": {"id": 123456, "is_bot": True,
+                                             "first_name": "Hub"}})
+    update["update_id"] += 50
+    await post(client, update)
+    reply = await Interaction.get(external_id=f"{chat}:{answer['message_id']}")
+    assert reply.meta["in_reply_to"] == offer["id"] and reply.meta["reply_to_kind"] == "offer"
+    await sent.refresh_from_db()
+    assert sent.meta["reply_id"] == reply.id and "replied_at" in sent.meta
