@@ -158,6 +158,30 @@ def fill_card(client_id: int, name: str, fields: dict[str, str], when: datetime)
         yield Stmt("UPDATE client SET search = ? WHERE id = ?", (text, client_id))
 
 
+# A reply stored before the message it answers leaves a marker under that message's id; the
+# message's own first statement (its processed_event INSERT) reads the marker, so the common
+# case (no early reply) costs no extra round trip.
+ORPHAN_SOURCE, ORPHAN_EVENT = "mail-orphan", "waiting"
+WAITING_REPLY = (
+    ", EXISTS (SELECT 1 FROM processed_event w WHERE w.source = ? AND w.external_id = ? "
+    "AND w.event = ?) AS waiting"
+)
+
+
+def waiting_params(message_id: str) -> tuple[str, str, str]:
+    """The parameters WAITING_REPLY takes."""
+    return (ORPHAN_SOURCE, message_id, ORPHAN_EVENT)
+
+
+def wait_for_parent(parent_id: str, when: datetime) -> Program[None]:
+    """Leave the marker that tells the awaited message, when it lands, to adopt its replies."""
+    yield Stmt(
+        "INSERT INTO processed_event (source, external_id, event, created_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (source, external_id, event) DO NOTHING",
+        (ORPHAN_SOURCE, parent_id[:255], ORPHAN_EVENT, when),
+    )
+
+
 def adopt_replies(
     event: MessageEvent, client_id: int, entry_id: int, thread_id: int | None
 ) -> Program[None]:

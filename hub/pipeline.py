@@ -105,10 +105,14 @@ class Pipeline:
 
     def _program(self, event: HubEvent, when: datetime) -> Program[IngestResult]:
         source, external_id, name = event.dedupe_key
+        # an e-mail also learns, in the same statement, whether a reply to it came first
+        mail_in = isinstance(event, MessageEvent) and event.channel == "email"
         fresh = yield Stmt(
             "INSERT INTO processed_event (source, external_id, event, created_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (source, external_id, event) DO NOTHING RETURNING id",
-            (source, external_id, name, when),
+            "VALUES (?, ?, ?, ?) ON CONFLICT (source, external_id, event) DO NOTHING RETURNING id"
+            + (mail.WAITING_REPLY if mail_in else ""),
+            (source, external_id, name, when,
+             *(mail.waiting_params(external_id) if mail_in else ())),
         )
         if not fresh:
             if isinstance(event, MessageEvent) and event.edited_at is None:
@@ -116,7 +120,7 @@ class Pipeline:
             return (yield from _duplicate(event))
         if isinstance(event, CallEvent):
             return (yield from self._call(event, when))
-        return (yield from self._message(event, when))
+        return (yield from self._message(event, when, bool(mail_in and fresh[0]["waiting"])))
 
     def _call(self, event: CallEvent, when: datetime) -> Program[IngestResult]:
         result = IngestResult(event)
@@ -158,7 +162,9 @@ class Pipeline:
             yield from _call_reminders(client, change, when)
         return result
 
-    def _message(self, event: MessageEvent, when: datetime) -> Program[IngestResult]:
+    def _message(
+        self, event: MessageEvent, when: datetime, replies_waiting: bool = False
+    ) -> Program[IngestResult]:
         if not event.makes_card:
             return (yield from self._no_card_message(event, when))
         if event.edited_at is not None:
@@ -200,9 +206,11 @@ class Pipeline:
         )
         if parent:
             yield from mail.mark_replied(parent, result.interaction["id"], event.occurred_at, when)
-        if threaded and client is not None:
+        if replies_waiting and client is not None:
             yield from mail.adopt_replies(event, client.id, result.interaction["id"],
                                           extra["thread_id"] if extra else None)
+        if client is not None and event.channel == "email" and event.thread_ref and not parent:
+            yield from mail.wait_for_parent(event.thread_ref, when)
         result.describe(client)
         if client is not None:
             yield from _touch(client, event.occurred_at)
