@@ -26,7 +26,15 @@ from hub.pipeline import IngestResult, Pipeline
 from hub.scheduler import SCHEDULER, Scheduler, scheduling
 from hub.settings import Settings
 from hub.tgsend import TelegramSender
-from hub.web import api, offers_api, openapi, ops, telegram_api, templates_api
+from hub.web import (
+    api,
+    offers_api,
+    openapi,
+    ops,
+    telegram_api,
+    templates_api,
+    transfer_api,
+)
 from hub.web.middlewares import MIDDLEWARES
 from hub.web.webhooks import setup_webhook_routes
 
@@ -67,6 +75,7 @@ def create_app(
     app.add_routes(templates_api.routes)
     app.add_routes(offers_api.routes)
     app.add_routes(telegram_api.routes)
+    app.add_routes(transfer_api.routes)
     setup_webhook_routes(app)
     telegram.setup_telegram(app, bot)
     app.cleanup_ctx.append(telegram.closing)

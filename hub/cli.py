@@ -1,4 +1,4 @@
-"""The `hub` command: serve, migrate, managers add, demo.
+"""The `hub` command: serve, migrate, managers add, demo, import clients, export clients.
 
 Exit codes: 0 done (also when `demo` finds cards and adds nothing), 1 the command could not do
 its work (database unreachable, port taken), 2 bad settings or usage. Errors are one line on
@@ -49,6 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", choices=[r.value for r in Role], default=Role.MANAGER.value)
     demo = sub.add_parser("demo", help="fill a fresh database with sample managers and clients")
     demo.add_argument("--force", action="store_true", help="add the sample data even if not empty")
+    imp = sub.add_parser("import", help="import clients from a spreadsheet").add_subparsers(
+        dest="what", required=True, metavar="WHAT")
+    clients = imp.add_parser("clients", help="an .xlsx or .csv client list: merged into the "
+                             "cards by phone, e-mail or Telegram, new cards for the rest")
+    clients.add_argument("file")
+    clients.add_argument("--dry-run", action="store_true",
+                         help="report what would happen, change nothing")
+    clients.add_argument("--map", help='columns by hand: "Клиент=name,Моб.=phone,Почта=email" '
+                         "(name, phone, email, telegram, status, manager, address, "
+                         "field:<name> or skip)")
+    exp = sub.add_parser("export", help="export every client card").add_subparsers(
+        dest="what", required=True, metavar="WHAT")
+    out = exp.add_parser("clients", help="write every card to an .xlsx or .csv file")
+    out.add_argument("file")
     return parser
 
 
@@ -200,9 +214,57 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hub.importing import import_rows
+    from hub.sheets import SheetReader, parse_map
+
+    try:
+        mapping = parse_map(args.map) if args.map else None
+        sheet = SheetReader(Path(args.file), mapping)  # rows are read as they are imported
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"{args.file}: {exc}") from None
+    tty = sys.stderr.isatty()
+
+    def progress(done: int) -> None:
+        if tty:
+            print(f"\r{done} rows", end="", file=sys.stderr, flush=True)
+
+    with sheet:
+        try:
+            report = _with_db(settings, lambda: import_rows(
+                sheet, settings.phone_region, dry_run=args.dry_run, progress=progress))
+        except ValueError as exc:
+            raise CommandError(f"{args.file}: {exc}") from None
+    if tty:
+        print(file=sys.stderr)
+    for number, reason in sheet.skipped:
+        print(f"row {number}: skipped: {reason}")
+    for outcome in report.with_notes:
+        print(outcome.describe())
+    print(("dry run, nothing changed: " if args.dry_run else "") + report.summary(), flush=True)
+    return 0
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hub.importing import export_file
+
+    try:
+        count = _with_db(settings, lambda: export_file(Path(args.file)))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"{count} cards written to {args.file}", flush=True)
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "serve": _serve,
     "migrate": _migrate,
     "managers": _managers,
     "demo": _demo,
+    "import": _import,
+    "export": _export,
 }

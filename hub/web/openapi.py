@@ -212,6 +212,16 @@ def _template_paths() -> dict[str, Any]:
         "/api/managers/me/telegram-link": {"post": _op(
             "A one-time Telegram deep link that links the calling manager's own account",
             {"type": "object"}, status="201", errors=("401", "422"))},
+        "/api/clients/export": {"get": {
+            "summary": "Every card as a file: format=csv (UTF-8 with a BOM, ';') or xlsx",
+            "parameters": [{"name": "format", "in": "query", "required": False,
+                            "schema": {"type": "string", "enum": ["csv", "xlsx"]}}],
+            "responses": {"200": {"description": "the file", "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                    "schema": {"type": "string", "format": "binary"}}}},
+                "401": {"description": "no or wrong credentials"},
+                "422": {"description": "invalid value"}}}},
         "/api/templates/{name}/preview": {"get": _op(
             "Exactly what the template sends to the card: the client's language (or the given "
             "one), else the default; 422 with the reason when it does not render",
