@@ -229,7 +229,8 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
 
     def progress(done: int) -> None:
         if tty:
-            print(f"\r{done} rows", end="", file=sys.stderr, flush=True)
+            print("\r" + progress_bar(done, sheet.expected), end="", file=sys.stderr,
+                  flush=True)
 
     with sheet:
         try:
@@ -241,10 +242,19 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     for number, reason in sheet.skipped:
         print(f"row {number}: skipped: {reason}")
-    for outcome in report.with_notes:
+    for outcome in report.every if args.dry_run else report.with_notes:
         print(outcome.describe())
     print(("dry run, nothing changed: " if args.dry_run else "") + report.summary(), flush=True)
     return 0
+
+
+def progress_bar(done: int, total: int | None, width: int = 30) -> str:
+    """`[#########.....]  45%  45,000 / 100,000 rows`, or a count when the total is unknown."""
+    if not total:
+        return f"{done:,} rows"
+    share = min(done / total, 1.0)
+    filled = round(width * share)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {share:4.0%}  {done:,} / {total:,} rows"
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:

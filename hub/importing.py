@@ -83,12 +83,15 @@ class Report:
     unchanged: int = 0
     rejected: int = 0
     with_notes: list[Outcome] = field(default_factory=list)  # rejected or conflicting rows
+    every: list[Outcome] = field(default_factory=list)  # a dry run lists every row
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: Outcome, keep: bool = False) -> None:
         self.rows += 1
         setattr(self, outcome.action, getattr(self, outcome.action) + 1)
         if outcome.notes or outcome.action == "rejected":
             self.with_notes.append(outcome)
+        if keep:
+            self.every.append(outcome)
 
     def summary(self) -> str:
         return (f"{self.rows} rows: {self.new} new cards, {self.merged} merged into cards, "
@@ -131,7 +134,7 @@ async def import_rows(
             await run_program(lambda: _dry(everything))
         except _DryRun as done:
             for outcome in done.outcomes:
-                report.add(outcome)
+                report.add(outcome, keep=True)
         if progress:
             progress(report.rows)
         return report

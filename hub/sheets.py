@@ -260,6 +260,7 @@ class SheetReader:
         self.encoding: str | None = None
         self.delimiter: str | None = None
         self.skipped: list[tuple[int, str]] = []
+        self.total_lines: int | None = None  # about how many lines the sheet has, if known
         self._closers: list[Any] = []
         self._raw = self._open()
         try:
@@ -269,6 +270,9 @@ class SheetReader:
             self.close()
             raise
         self.header_number = header_number
+        # about how many data rows follow the header (None when the file does not say)
+        self.expected = (max(self.total_lines - header_number, 0)
+                         if self.total_lines is not None else None)
         self.columns = {c.header: c.target for c in columns}
         self._plan = [(c.index, c.target) for c in columns if c.target != SKIP]
         self._width = len(columns)
@@ -298,6 +302,8 @@ class SheetReader:
             raise ValueError(f"{self.path.name}: not a readable .xlsx file ({exc})") from exc
         self._closers.append(book)
         sheet = book.worksheets[0]
+        rows = getattr(sheet, "max_row", None)  # from <dimension>: a progress estimate only
+        self.total_lines = rows if isinstance(rows, int) and rows > 0 else None
         reset = getattr(sheet, "reset_dimensions", None)
         if reset is not None:
             reset()  # trust the cells, not a possibly stale <dimension> element
@@ -307,6 +313,9 @@ class SheetReader:
         )
 
     def _csv_rows(self) -> Iterator[tuple[int, list[str]]]:
+        with self.path.open("rb") as raw:  # lines, for a progress estimate (quoted newlines
+            self.total_lines = sum(chunk.count(b"\n") for chunk in iter(  # count extra)
+                lambda: raw.read(1 << 20), b"")) or None
         self.encoding = detect_encoding(self.path)
         handle = open(self.path, encoding=self.encoding, errors="replace", newline="")  # noqa: SIM115
         self._closers.append(handle)

@@ -132,7 +132,7 @@ def test_the_commands_import_and_export(tmp_path: Path, database_url: str) -> No
     dry = run_hub(tmp_path, "import", "clients", str(path), "--dry-run", **env)
     assert dry.returncode == 0, dry.stderr
     assert "dry run, nothing changed: 5 rows: 2 new cards, 1 merged" in dry.stdout
-    assert "row 6: rejected" in dry.stdout
+    assert "row 6: rejected" in dry.stdout and "row 2: new" in dry.stdout  # every row
     done = run_hub(tmp_path, "import", "clients", str(path), **env)
     assert done.returncode == 0 and "2 new cards" in done.stdout
     out = run_hub(tmp_path, "export", "clients", str(tmp_path / "all.xlsx"), **env)
@@ -162,3 +162,13 @@ async def test_the_api_exports_csv_and_xlsx(
     assert (await client.get("/api/clients/export")).status == 401
     bad = await client.get("/api/clients/export?format=pdf", headers=manager["headers"])
     assert bad.status == 422
+
+
+def test_the_progress_bar_knows_the_size_of_the_file(tmp_path: Path) -> None:
+    from hub.cli import progress_bar
+    from hub.sheets import SheetReader
+
+    with SheetReader(write_csv(tmp_path / "c.csv", ROWS)) as sheet:
+        assert sheet.expected == len(ROWS)
+        assert progress_bar(2, sheet.expected).startswith("[############")
+    assert progress_bar(7, None) == "7 rows"
