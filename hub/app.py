@@ -76,6 +76,7 @@ def create_app(
     app.add_routes(offers_api.routes)
     app.add_routes(telegram_api.routes)
     app.add_routes(transfer_api.routes)
+    app.cleanup_ctx.append(transfer_api.stopping_imports)
     setup_webhook_routes(app)
     telegram.setup_telegram(app, bot)
     app.cleanup_ctx.append(telegram.closing)

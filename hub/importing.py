@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -122,7 +123,7 @@ class _DryRun(Exception):  # noqa: N818 - a control-flow signal, not an error
 
 async def import_rows(
     rows: Iterable[SheetRowLike], region: str, *, dry_run: bool = False, batch: int = BATCH,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> Report:
     """Import the rows; the report of what happened (or, dry, of what would)."""
     managers = await _managers()
@@ -135,16 +136,21 @@ async def import_rows(
         except _DryRun as done:
             for outcome in done.outcomes:
                 report.add(outcome, keep=True)
-        if progress:
-            progress(report.rows)
+        await _tell(progress, report.rows)
         return report
     for chunk in _chunks(prepared, batch):
         when = now()
         for outcome in await run_program(functools.partial(_batch, chunk, when)):
             report.add(outcome)
-        if progress:
-            progress(report.rows)
+        await _tell(progress, report.rows)
     return report
+
+
+async def _tell(progress: Callable[[int], object] | None, done: int) -> None:
+    """Report progress to a plain or an async callback."""
+    result = progress(done) if progress else None
+    if inspect.isawaitable(result):
+        await result
 
 
 def prepare(row: SheetRowLike, region: str, managers: dict[str, int]) -> Prepared:

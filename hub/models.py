@@ -331,3 +331,25 @@ class LinkToken(Model):
 
     class Meta:
         table = "link_token"
+
+
+class ImportJob(Model):
+    """A client import started through the API (`POST /api/imports`): it runs in the
+    background; its progress and report are read from here by any hub process."""
+
+    id = fields.IntField(primary_key=True)
+    status = fields.CharField(max_length=16)  # running | done | failed
+    file_name = fields.CharField(max_length=255)
+    dry_run = fields.BooleanField(default=False)
+    expected = fields.IntField(null=True)  # about how many rows the file has
+    done = fields.IntField(default=0)
+    report: fields.JSONField[dict[str, Any]] = fields.JSONField(null=True)
+    error = fields.TextField(null=True)
+    by: fields.ForeignKeyNullableRelation[Manager] = fields.ForeignKeyField(
+        "models.Manager", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "import_job"

@@ -222,6 +222,19 @@ def _template_paths() -> dict[str, Any]:
                     "schema": {"type": "string", "format": "binary"}}}},
                 "401": {"description": "no or wrong credentials"},
                 "422": {"description": "invalid value"}}}},
+        "/api/imports": {"post": {
+            "summary": "(admin) Import a client list (multipart: file .xlsx/.csv, dry_run, map) "
+                       "in the background; 202 with the job",
+            "requestBody": {"content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"], "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "dry_run": {"type": "string"}, "map": {"type": "string"}}}}}},
+            "responses": {"202": {"description": "the job", **_json({"type": "object"})},
+                          **{c: {"description": ERRORS[c]} for c in ("401", "403", "413", "415",
+                                                                      "422")}}}},
+        "/api/imports/{id}": {"get": _op(
+            "(admin) An import job: status, rows done of about how many, its report",
+            {"type": "object"}, params=[ID], errors=("401", "403", "404"))},
         "/api/templates/{name}/preview": {"get": _op(
             "Exactly what the template sends to the card: the client's language (or the given "
             "one), else the default; 422 with the reason when it does not render",

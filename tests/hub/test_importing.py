@@ -5,10 +5,12 @@ twice changing nothing; exporting every card; and the `hub import`/`hub export` 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from openpyxl import Workbook, load_workbook
 
@@ -172,3 +174,47 @@ def test_the_progress_bar_knows_the_size_of_the_file(tmp_path: Path) -> None:
         assert sheet.expected == len(ROWS)
         assert progress_bar(2, sheet.expected).startswith("[############")
     assert progress_bar(7, None) == "7 rows"
+
+
+async def test_an_admin_imports_through_the_api_and_follows_the_job(
+    tmp_path: Path, make_client: Any, admin: dict[str, Any], manager: dict[str, Any]
+) -> None:
+    client = await make_client()
+    path = write_xlsx(tmp_path / "clients.xlsx", ROWS)
+
+    def form(**fields: str) -> aiohttp.FormData:
+        data = aiohttp.FormData()
+        data.add_field("file", path.read_bytes(), filename="clients.xlsx",
+                       content_type="application/octet-stream")
+        for name, value in fields.items():
+            data.add_field(name, value)
+        return data
+
+    denied = await client.post("/api/imports", data=form(), headers=manager["headers"])
+    assert denied.status == 403
+    resp = await client.post("/api/imports", data=form(dry_run="true"), headers=admin["headers"])
+    job = await resp.json()
+    assert resp.status == 202 and job["status"] == "running" and job["expected"] == len(ROWS)
+    job = await finished(client, admin, job["id"])
+    assert job["status"] == "done" and job["report"]["new"] == 2
+    assert any(line.startswith("row 2: new") for line in job["report"]["lines"])
+    assert await Client.all().count() == 0  # a dry run
+    resp = await client.post("/api/imports", data=form(), headers=admin["headers"])
+    job = await finished(client, admin, (await resp.json())["id"])
+    assert job["report"]["summary"].startswith("5 rows: 2 new cards, 1 merged")
+    assert await Client.all().count() == 2
+    bad = aiohttp.FormData()
+    bad.add_field("file", b"%PDF-1.4", filename="price.pdf")
+    resp = await client.post("/api/imports", data=bad, headers=admin["headers"])
+    assert resp.status == 422 and "unsupported file type" in (await resp.json())["error"]["message"]
+    assert (await client.get("/api/imports/999", headers=admin["headers"])).status == 404
+
+
+async def finished(client: Any, who: dict[str, Any], job_id: int) -> dict[str, Any]:
+    for _ in range(200):
+        job: dict[str, Any] = await (await client.get(f"/api/imports/{job_id}",
+                                                     headers=who["headers"])).json()
+        if job["status"] != "running":
+            return job
+        await asyncio.sleep(0.05)
+    raise AssertionError("the import did not finish")
