@@ -104,6 +104,18 @@ class TelegramSettings(Section):
                 "номером телефона — кнопка ниже.", min_length=1, max_length=4096)
     ask_phone_button: str = Field(default="Отправить номер", min_length=1, max_length=64)
 
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        """@BotFather's tokens are `<digits>:<characters>`; anything else is refused here, at
+        start-up, not by the bot library in the middle of it."""
+        if value is None:
+            return None
+        left, sep, right = value.get_secret_value().partition(":")
+        if not sep or not left.isdigit() or not right or any(c.isspace() for c in right):
+            raise ValueError("must look like 123456789:AAE... (the token from @BotFather)")
+        return value
+
     @field_validator("api_base")
     @classmethod
     def _http_url(cls, value: str) -> str:

@@ -382,3 +382,10 @@ def test_dev_config_loads_and_enables_the_local_webhooks() -> None:
     registry = build_registry(settings)
     assert registry.get("generic") is not None and registry.get("email") is not None
     assert settings.database_url.startswith("sqlite://")
+
+
+def test_a_telegram_token_of_the_wrong_shape_is_refused_without_showing_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings("/dev/null", environ={"HUB_TELEGRAM_BOT_TOKEN": "secret-but-wrong"})
+    assert "telegram.bot_token" in caught.value.message
+    assert "secret-but-wrong" not in caught.value.message
