@@ -182,7 +182,8 @@ class TelegramHub:
         """Answer at once (the client's button stops spinning), then keep it on their card."""
         with contextlib.suppress(TelegramAPIError):  # an old query cannot be answered any more
             await query.answer()
-        await self.ingest(callback_event(query))
+        if not await Manager.exists(telegram_user_id=query.from_user.id):
+            await self.ingest(callback_event(query))
 
     # ---- helpers ------------------------------------------------------------------------------
 
