@@ -175,8 +175,11 @@ def find_card(keys: Keys) -> Program[ClientRef | None]:
     return None
 
 
-def match_or_create(keys: Keys, when: datetime) -> Program[tuple[ClientRef, bool]]:
-    """The card for these identities (created if none matches) and whether it is new."""
+def match_or_create(
+    keys: Keys, when: datetime, touched_at: datetime | None = None
+) -> Program[tuple[ClientRef, bool]]:
+    """The card for these identities (created if none matches) and whether it is new; a card
+    made here for a message already carries the message's time (`touched_at`)."""
     owners = yield from _owners(keys)
     for key in keys.items:
         if key in owners:
@@ -186,25 +189,31 @@ def match_or_create(keys: Keys, when: datetime) -> Program[tuple[ClientRef, bool
             missing = [k for k in (*keys.items, *keys.secondary) if k not in owners]
             yield from _attach(client, missing, when)
             return client, False
-    client = yield from create_card(keys, when)
+    client = yield from create_card(keys, when, touched_at)
     if keys.secondary:
         yield from _attach(client, list(keys.secondary), when)
     return client, True
 
 
-def create_card(keys: Keys, when: datetime) -> Program[ClientRef]:
-    """A new card with these identities (a card may have none: a web form with only a name)."""
+def create_card(
+    keys: Keys, when: datetime, touched_at: datetime | None = None
+) -> Program[ClientRef]:
+    """A new card with these identities (a card may have none: a web form with only a name).
+    `touched_at` is the time of the interaction that made it, stored at once instead of by a
+    second UPDATE."""
+    activity_at = max(when, touched_at) if touched_at else when
     rows = yield Stmt(
         "INSERT INTO client (name, status, custom_fields, created_at, updated_at, activity_at, "
-        "search) VALUES (?, ?, '{}', ?, ?, ?, ?) RETURNING id",
-        (keys.display_name, ClientStatus.NEW.value, when, when, when,
+        "last_interaction_at, search) VALUES (?, ?, '{}', ?, ?, ?, ?, ?) RETURNING id",
+        (keys.display_name, ClientStatus.NEW.value, when, when, activity_at, touched_at,
          search_text(keys.display_name, list(keys.items))),
     )
     client_id = int(rows[0]["id"])
     for kind, value in keys.items:
         if not (yield identity_stmt(client_id, kind, value, when)):
             raise RaceLost(f"{kind} was claimed by a concurrent ingest")
-    return ClientRef(client_id, keys.display_name, ClientStatus.NEW.value, None, None, when, None)
+    return ClientRef(client_id, keys.display_name, ClientStatus.NEW.value, None, touched_at,
+                     activity_at, None)
 
 
 def _attach(client: ClientRef, keys: list[tuple[Kind, str]], when: datetime) -> Program[None]:

@@ -186,9 +186,9 @@ class Pipeline:
         keys = party_keys(event.sender, self.region)
         client = None
         if keys:
-            client, result.created = yield from match_or_create(keys, when)
+            client, result.created = yield from match_or_create(keys, when, event.occurred_at)
         elif event.category == "form" and keys.display_name:
-            client, result.created = (yield from create_card(keys, when)), True
+            client, result.created = (yield from create_card(keys, when, event.occurred_at)), True
         if client is not None and (event.category == "form" or event.fields):
             # a web form, or a Telegram deep link's campaign: what the card lacks is filled in
             yield from mail.fill_card(client.id, keys.display_name, event.fields, when)
