@@ -68,6 +68,30 @@ async def init_db(database_url: str, *, migrate: bool = True) -> None:
         await migrate_db(database_url)
 
 
+async def _begin_immediate(self: Any) -> None:
+    try:
+        await self._connection.commit()
+        await self._connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        from tortoise.exceptions import TransactionManagementError
+
+        raise TransactionManagementError(exc) from None
+
+
+def _immediate_sqlite_transactions() -> None:
+    """Tortoise opens a SQLite transaction with a plain (deferred) BEGIN, so its first write
+    must upgrade a read snapshot. In WAL mode that fails at once with "database is locked",
+    without waiting out the busy timeout, whenever another connection (the ingest writer)
+    committed in between. BEGIN IMMEDIATE takes the write lock up front and waits for it.
+    Every `in_transaction()` of the hub writes, so nothing is lost by taking it early."""
+    from tortoise.backends.sqlite.client import SqliteTransactionWrapper
+
+    SqliteTransactionWrapper.begin = _begin_immediate  # type: ignore[method-assign]
+
+
+_immediate_sqlite_transactions()
+
+
 def _check_sqlite_file(client: BaseDBAsyncClient) -> None:
     # aiosqlite never answers again after a failed open, so a bad path would hang start-up
     filename = str(getattr(client, "filename", ":memory:"))

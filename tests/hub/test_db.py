@@ -145,3 +145,34 @@ async def test_a_failing_commit_machinery_fails_the_batch_and_the_writer_goes_on
         assert not again.duplicate  # the failed batch stored nothing, so the retry lands
     finally:
         await db.close_db()
+
+
+@sqlite_only
+async def test_orm_transactions_and_the_ingest_writer_take_turns_without_failing(
+    tmp_path: object,
+) -> None:
+    """A manager's card (an ORM transaction) and ingest (the group writer's own connection)
+    writing at the same moment: each waits for the other, none fails with "locked"."""
+    from hub.clients import create_client
+    from hub.schemas import ClientCreate
+
+    await db.init_db(f"sqlite://{tmp_path}/hub.db")
+    try:
+        pipeline = Pipeline("RU")
+
+        async def calls(run: int) -> None:
+            for i in range(60):
+                await pipeline.ingest(CallEvent(
+                    source="generic", call_id=f"c{run}-{i}", state=CallState.RINGING,
+                    direction=Direction.INBOUND, remote=Party(phone=f"+7912{run}00{i:04d}"),
+                    occurred_at=datetime(2026, 11, 22, 10, tzinfo=UTC)))
+
+        async def cards(run: int) -> None:
+            for i in range(60):
+                await create_client(ClientCreate(
+                    name=f"Card {i}", phones=[f"+7903{run}00{i:04d}"]), "RU")
+
+        await asyncio.gather(calls(1), cards(1), calls(2), cards(2))
+        assert await Client.all().count() == 240
+    finally:
+        await db.close_db()
