@@ -4,11 +4,15 @@ and waiting for a real `hub serve` process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
+import os
 import socket
 import subprocess
+import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -68,3 +72,34 @@ async def wait_healthy(
             pass
         await asyncio.sleep(0.05)
     raise TimeoutError("hub did not become healthy")
+
+
+@contextlib.asynccontextmanager
+async def hub_processes(
+    database_url: str, count: int = 2, **env: str
+) -> AsyncIterator[list[str]]:
+    """`count` real `hub serve` processes on one database (with every clock-driven loop), the
+    extra HUB_* variables in `env`; their base URLs. Terminated (then killed) on the way out."""
+    environ = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_LOG_LEVEL": "WARNING", **env}
+    procs: list[subprocess.Popen[bytes]] = []
+    urls = []
+    try:
+        for _ in range(count):
+            port = free_port()
+            procs.append(subprocess.Popen(  # noqa: ASYNC220 (start-up only)
+                [sys.executable, "-m", "hub", "serve", "--port", str(port)],
+                env=environ, stdout=subprocess.DEVNULL))
+            urls.append(f"http://127.0.0.1:{port}")
+        async with aiohttp.ClientSession() as session:
+            for url, proc in zip(urls, procs, strict=True):
+                await wait_healthy(session, url, proc)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from hub.models import Call, Client, Identity, Interaction
-from tests.helpers import GENERIC_SECRET, call_body, free_port, sign, wait_healthy
+from tests.helpers import GENERIC_SECRET, call_body, hub_processes, sign
 
 CALLS = 40
 PHONES = [f"+7916{n:07d}" for n in range(1, 16)]  # 40 calls from 15 people
@@ -25,33 +22,9 @@ PHONES = [f"+7916{n:07d}" for n in range(1, 16)]  # 40 calls from 15 people
 async def hubs(database_url: str, orm: None) -> AsyncIterator[list[str]]:
     if not database_url.startswith("postgres"):
         pytest.skip("several processes share one PostgreSQL (set HUB_TEST_DATABASE_URL)")
-    procs, urls = [], []
-    env = {
-        **os.environ,
-        "HUB_DATABASE_URL": database_url,
-        "HUB_LOG_LEVEL": "WARNING",
-        "HUB_TELEPHONY_GENERIC_SECRET": GENERIC_SECRET,
-    }
-    for _ in range(2):
-        port = free_port()
-        procs.append(
-            subprocess.Popen(  # noqa: ASYNC220 (start-up only, before any load)
-                [sys.executable, "-m", "hub", "serve", "--port", str(port)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-            )
-        )
-        urls.append(f"http://127.0.0.1:{port}")
-    try:
-        async with aiohttp.ClientSession() as session:
-            for url, proc in zip(urls, procs, strict=True):
-                await wait_healthy(session, url, proc)
+    async with hub_processes(database_url, 2,
+                             HUB_TELEPHONY_GENERIC_SECRET=GENERIC_SECRET) as urls:
         yield urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=15)
 
 
 def lifecycle(i: int) -> list[bytes]:

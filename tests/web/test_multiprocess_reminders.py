@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -27,7 +24,7 @@ from hub.db import now
 from hub.loops import MAX_SLEEP_S
 from hub.managers import create_manager
 from hub.models import Client, Reminder
-from tests.helpers import free_port, wait_healthy
+from tests.helpers import hub_processes
 
 REMINDERS = 2_000
 SPREAD_S = 2.0
@@ -35,39 +32,13 @@ DEADLINE_S = 30.0
 GRACE_S = 0.5
 
 
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest_asyncio.fixture
 async def hubs(database_url: str, orm: None) -> AsyncIterator[list[str]]:
     """Two `hub serve` processes with all their clock-driven loops (the default)."""
     if not database_url.startswith("postgres"):
         pytest.skip("several processes share one PostgreSQL (set HUB_TEST_DATABASE_URL)")
-    env = {**os.environ, "HUB_DATABASE_URL": database_url, "HUB_LOG_LEVEL": "WARNING"}
-    procs: list[subprocess.Popen[bytes]] = []
-    urls = []
-    try:
-        for _ in range(2):
-            port = free_port()
-            procs.append(subprocess.Popen(  # noqa: ASYNC220 (start-up only)
-                [sys.executable, "-m", "hub", "serve", "--port", str(port)],
-                env=env, stdout=subprocess.DEVNULL,
-            ))
-            urls.append(f"http://127.0.0.1:{port}")
-        async with aiohttp.ClientSession() as session:
-            for url, proc in zip(urls, procs, strict=True):
-                await wait_healthy(session, url, proc)
+    async with hub_processes(database_url, 2) as urls:
         yield urls
-    finally:
-        stop(procs)
 
 
 def due_offsets() -> list[float]:
