@@ -13,8 +13,9 @@ from aiohttp import web
 
 from channels import build_registry
 from channels.smtp import SmtpSender
-from hub import clients, db, telegram
+from hub import clients, db, delivery, telegram
 from hub.bus import Bus
+from hub.delivery import DELIVERY, DeliveryWorker, delivering
 from hub.events import HubEvent
 from hub.housekeeping import housekeeping
 from hub.keys import BUS, HTTP, INFLIGHT, METRICS, PIPELINE, REGISTRY, SETTINGS, Counter
@@ -31,6 +32,7 @@ from hub.web import (
     offers_api,
     openapi,
     ops,
+    subscriptions_api,
     telegram_api,
     templates_api,
     transfer_api,
@@ -67,6 +69,8 @@ def create_app(
         settings.public_base_url,
     )
     pipeline.hooks.append(_wake_hook(scheduler))
+    app[DELIVERY] = DeliveryWorker(settings.webhooks, app[BUS], app[METRICS])
+    pipeline.hooks.append(_kick_hook)
     app[MAILBOX] = (MailboxListener(settings.email, _counted(pipeline, app[METRICS], "imap"))
                     if settings.email.imap_url is not None else None)
     app.add_routes(api.routes)
@@ -76,6 +80,7 @@ def create_app(
     app.add_routes(offers_api.routes)
     app.add_routes(telegram_api.routes)
     app.add_routes(transfer_api.routes)
+    app.add_routes(subscriptions_api.routes)
     app.cleanup_ctx.append(transfer_api.stopping_imports)
     setup_webhook_routes(app)
     telegram.setup_telegram(app, bot)
@@ -87,6 +92,7 @@ def create_app(
         app.cleanup_ctx.append(scheduling)
         app.cleanup_ctx.append(housekeeping)
         app.cleanup_ctx.append(sending)
+        app.cleanup_ctx.append(delivering)
         app.cleanup_ctx.append(listening)
         app.cleanup_ctx.append(telegram.running)
     return app
@@ -137,6 +143,12 @@ def _wake_hook(scheduler: Scheduler) -> Any:
             scheduler.wake()
 
     return wake_scheduler
+
+
+async def _kick_hook(result: IngestResult) -> None:
+    """The event queued outgoing webhook deliveries: send them now."""
+    if result.reported:
+        delivery.kick()
 
 
 def _live_hook(bus: Bus) -> Any:

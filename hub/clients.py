@@ -10,7 +10,7 @@ from typing import Any
 from tortoise import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from hub import identity
+from hub import identity, outgoing
 from hub.db import now
 from hub.errors import ConflictError, GoneError, NotFoundError, ValidationError
 from hub.identity import Kind
@@ -84,6 +84,8 @@ async def create_client(data: ClientCreate, region: str) -> Client:
             created_at=when, updated_at=when, activity_at=when, using_db=conn,
         )
         await _claim(conn, client.id, keys, when)
+        await outgoing.emit_on(conn, [outgoing.Outgoing("client.created", {
+            "client": _serialize(client, [(k.value, v) for k, v in keys])}, when)], when)
     return client
 
 
@@ -177,19 +179,30 @@ async def serialize(client: Client) -> dict[str, Any]:
 
 
 def _serialize(client: Client, keys: list[tuple[str, str]]) -> dict[str, Any]:
+    return card_object(client.id, client.name, str(client.status), client.manager_id,  # type: ignore[attr-defined]
+                       client.custom_fields, client.created_at, client.last_interaction_at, keys)
+
+
+def card_object(
+    client_id: int, name: str, status: str, manager_id: int | None, fields: dict[str, Any],
+    created_at: datetime, last_interaction_at: datetime | None,
+    keys: Iterable[tuple[str, str]],
+) -> dict[str, Any]:
+    """A card as the API (and an outgoing webhook) shows it, from its columns and identities."""
+    keys = list(keys)
     telegram: list[int | str] = [int(v) for k, v in keys if k == Kind.TELEGRAM]
     telegram += ["@" + v for k, v in keys if k == Kind.TELEGRAM_USERNAME]
     return {
-        "id": client.id,
-        "name": client.name,
-        "status": str(client.status),
+        "id": client_id,
+        "name": name,
+        "status": status,
         "phones": [v for k, v in keys if k == Kind.PHONE],
         "emails": [v for k, v in keys if k == Kind.EMAIL],
         "telegram": telegram,
-        "manager_id": client.manager_id,  # type: ignore[attr-defined]
-        "fields": client.custom_fields,
-        "created_at": client.created_at.isoformat(),
-        "last_interaction_at": _iso(client.last_interaction_at),
+        "manager_id": manager_id,
+        "fields": fields,
+        "created_at": created_at.isoformat(),
+        "last_interaction_at": _iso(last_interaction_at),
     }
 
 

@@ -24,7 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from hub import identity
+from hub import identity, outgoing
+from hub.clients import card_object
 from hub.db import Program, Row, Stmt, as_json, now, run_program, to_json
 from hub.identity import Kind
 from hub.matching import PRECEDENCE, identity_stmt, search_text
@@ -228,6 +229,12 @@ def _batch(rows: list[Prepared], when: datetime) -> Program[list[Outcome]]:
     outcomes = []
     for row in rows:
         outcomes.append((yield from _one(row, when)))
+    # the new cards, reported to outgoing webhooks with the batch that made them
+    made = [outgoing.Outgoing("client.created", {"client": card_object(
+        o.client_id, row.name, (row.status or ClientStatus.NEW).value, row.manager_id,
+        row.fields, when, None, [(k.value, v) for k, v in row.keys])}, when)
+        for row, o in zip(rows, outcomes, strict=True) if o.action == "new" and o.client_id]
+    yield from outgoing.emit(made, when)
     return outcomes
 
 

@@ -9,7 +9,8 @@ from typing import Any
 from tortoise import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from hub.clients import get_client
+from hub import outgoing
+from hub.clients import card_object, get_client
 from hub.db import is_postgres, now
 from hub.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 from hub.matching import refresh_search
@@ -35,10 +36,20 @@ async def merge_clients(survivor_id: int, other_id: int, by: Manager | None) -> 
         await refresh_search(conn, survivor)
         other.merged_into_id = survivor.id
         await other.save(using_db=conn, update_fields=["merged_into_id"])
+        when = now()
         merge: Merge = await Merge.create(
             survivor=survivor, merged=other, by=by, moved={**moved, "survivor_before": before},
-            created_at=now(), using_db=conn,
+            created_at=when, using_db=conn,
         )
+        card = await Identity.filter(client_id=survivor.id).using_db(conn).order_by(
+            "id").values_list("kind", "value")
+        await outgoing.emit_on(conn, [outgoing.Outgoing("client.merged", {
+            "client": card_object(survivor.id, survivor.name, str(survivor.status),
+                                  survivor.manager_id,  # type: ignore[attr-defined]
+                                  survivor.custom_fields, survivor.created_at,
+                                  survivor.last_interaction_at, card),
+            "merged_id": other.id, "merge_id": merge.id,
+            "by": {"id": by.id, "name": by.name} if by is not None else None}, when)], when)
         return merge
 
 

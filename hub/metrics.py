@@ -40,6 +40,11 @@ class Metrics:
             "outcome (sent, retry: failed and queued again, failed: given up)",
             ["kind", "outcome"], registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "hub_webhook_deliveries", "Outgoing webhook attempts by outcome (delivered; retry: "
+            "failed and tried again later; failed: refused or given up)", ["outcome"],
+            registry=self.registry,
+        )
         self.online = Gauge("hub_managers_online", "Managers connected to the live stream",
                             registry=self.registry)
 

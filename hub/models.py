@@ -353,3 +353,70 @@ class ImportJob(Model):
 
     class Meta:
         table = "import_job"
+
+
+class Webhook(Model):
+    """A subscription of another system to the hub's events (hub.outgoing): where they go,
+    which types, the secret that signs them, and whether deliveries flow or are paused. One
+    hub process at a time delivers its events (the lease), so they go out in order."""
+
+    id = fields.IntField(primary_key=True)
+    url = fields.CharField(max_length=2000)
+    topics = fields.TextField()  # ",client.created,call.missed," or ",*," (every type)
+    description = fields.CharField(max_length=200, default="")
+    secret = fields.CharField(max_length=128)
+    status = fields.CharField(max_length=16)  # active | paused
+    paused_reason = fields.TextField(null=True)
+    failing_since = fields.DatetimeField(null=True)  # the first failure of the current streak
+    retry_at = fields.DatetimeField(null=True)  # the oldest waiting delivery is retried then
+    lease_owner = fields.CharField(max_length=64, null=True)
+    lease_until = fields.DatetimeField(null=True)
+    created_by: fields.ForeignKeyNullableRelation[Manager] = fields.ForeignKeyField(
+        "models.Manager", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "webhook"
+
+
+class WebhookEvent(Model):
+    """Something the hub reports (a card created, a call missed, ...), as it was when it
+    happened; written in the transaction of the change, and only when a subscription wants it."""
+
+    id = fields.BigIntField(primary_key=True)
+    type = fields.CharField(max_length=64)
+    payload = fields.TextField()  # the JSON `data` of the delivered body
+    occurred_at = fields.DatetimeField()
+    created_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "webhook_event"
+
+
+class WebhookDelivery(Model):
+    """One event on its way to one subscription: pending, delivered or failed, with its
+    attempts (written and claimed through SQL programs in hub.delivery)."""
+
+    id = fields.BigIntField(primary_key=True)
+    webhook: fields.ForeignKeyRelation[Webhook] = fields.ForeignKeyField(
+        "models.Webhook", related_name=False, on_delete=fields.CASCADE
+    )
+    event: fields.ForeignKeyRelation[WebhookEvent] = fields.ForeignKeyField(
+        "models.WebhookEvent", related_name=False, on_delete=fields.CASCADE
+    )
+    status = fields.CharField(max_length=16)  # pending | delivered | failed
+    attempts = fields.IntField(default=0)
+    first_attempt_at = fields.DatetimeField(null=True)
+    last_attempt_at = fields.DatetimeField(null=True)
+    next_attempt_at = fields.DatetimeField(null=True)
+    last_status = fields.IntField(null=True)  # the receiver's HTTP status, if it answered
+    last_error = fields.TextField(null=True)
+    delivered_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "webhook_delivery"
+        indexes = [Index(fields=("webhook_id", "status", "event_id"))]

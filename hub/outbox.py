@@ -27,6 +27,7 @@ from aiohttp import web
 from tortoise import connections
 
 from channels.smtp import MailFile, OutgoingEmail
+from hub import delivery, outgoing
 from hub.bus import Bus
 from hub.db import Program, Row, Stmt, as_datetime, as_json, execute, now, run_program, to_json
 from hub.errors import DeliveryError
@@ -160,8 +161,10 @@ def settle(
     if not done:
         return None
     rows = yield Stmt(
-        "SELECT client_id, kind, direction, channel, occurred_at, text, meta, author_id "
-        "FROM interaction WHERE id = ?", (interaction_id,),
+        "SELECT i.client_id, i.kind, i.direction, i.channel, i.occurred_at, i.text, i.meta, "
+        "i.author_id, c.name AS c_name, c.status AS c_status "
+        "FROM interaction i LEFT JOIN client c ON c.id = i.client_id WHERE i.id = ?",
+        (interaction_id,),
     )
     if not rows:
         return None
@@ -175,6 +178,9 @@ def settle(
     occurred_at = as_datetime(row["occurred_at"]) or when
     entry = entry_dict(interaction_id, row["client_id"], row["kind"], row["direction"],
                        row["channel"], occurred_at, status, row["text"], meta)
+    card = outgoing.summary(row["client_id"], row["c_name"], row["c_status"])
+    if (report := outgoing.send_report(entry, card)) is not None:
+        entry["reported"] = yield from outgoing.emit([report], when)
     entry["author_id"] = row["author_id"]
     return entry
 
@@ -278,6 +284,8 @@ class OutboxWorker(WakeableLoop):
         attempt = int(row["attempts"])
         entry = await run_program(lambda: settle(
             outbox_id, attempt, interaction_id, status, when, changes, next_attempt_at, error))
+        if entry is not None and entry.pop("reported", 0):
+            delivery.kick()
         if entry is not None and self.metrics is not None:
             outcome = {SENT: "sent", QUEUED: "retry", FAILED: "failed"}[status]
             self.metrics.outbox.labels(entry["kind"], outcome).inc()

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hub import calls, mail, reminders, timeline
+from hub import calls, mail, outgoing, reminders, timeline
+from hub.clients import card_object
 from hub.db import Program, RaceLost, Row, Stmt, as_datetime, as_json, now, run_program, to_json
 from hub.events import CallEvent, HubEvent, MessageEvent
 from hub.identity import Kind
@@ -22,6 +23,7 @@ from hub.matching import (
     CLIENT_COLUMNS,
     MANAGER_JOIN,
     ClientRef,
+    Keys,
     card,
     client_ref,
     create_card,
@@ -55,6 +57,8 @@ class IngestResult:
     # live events: `quiet` tells nobody (a newsletter landed); `live_type` overrides the kind
     quiet: bool = False
     live_type: str | None = None
+    # deliveries queued for outgoing webhooks (hub.outgoing) in this event's transaction
+    reported: int = 0
 
     def reply(self) -> dict[str, Any]:
         """The contract's webhook answer."""
@@ -157,9 +161,15 @@ class Pipeline:
         result.call_status = change.after.status
         result.interaction = change.interaction
         result.describe(client)
+        reports = []
         if client is not None:
             yield from _touch(client, change.after.started_at)
             yield from _call_reminders(client, change, when)
+            if result.created and keys:
+                reports.append(_card_made(client, keys, when))
+        if (report := _call_report(change, client)) is not None:
+            reports.append(report)
+        result.reported = yield from outgoing.emit(reports, when)
         return result
 
     def _message(
@@ -214,6 +224,15 @@ class Pipeline:
         result.describe(client)
         if client is not None:
             yield from _touch(client, event.occurred_at)
+            reports = []
+            if result.created:
+                fields = ({k[:100]: v[:2000] for k, v in event.fields.items()}
+                          if event.category == "form" or event.fields else {})
+                reports.append(_card_made(client, keys, when, fields))
+            reports.append(outgoing.Outgoing("message.received", {
+                "client": client.summary(), "interaction": result.interaction},
+                event.occurred_at))
+            result.reported = yield from outgoing.emit(reports, when)
         return result
 
     def _edit(self, event: MessageEvent, row: Row, when: datetime) -> Program[IngestResult]:
@@ -253,6 +272,9 @@ class Pipeline:
                 client = yield from card(int(entry["client_id"]))
                 result.interaction, result.live_type = entry, f"{entry['kind']}.updated"
                 result.quiet = False
+                summary = client.summary() if client is not None else None
+                if (report := outgoing.send_report(entry, summary)) is not None:
+                    result.reported = yield from outgoing.emit([report], when)
         elif event.category == "auto_reply":
             client = yield from find_card(party_keys(event.sender, self.region))
         stored = yield from timeline.append_message(
@@ -282,6 +304,31 @@ def _call_reminders(client: ClientRef, change: calls.CallChange, when: datetime)
         yield from reminders.on_missed_call_revoked(client.id, when)
     if change.after.was_answered and not (change.before and change.before.was_answered):
         yield from reminders.on_connected_call(client.id, started, when)
+
+
+def _card_made(
+    client: ClientRef, keys: Keys, when: datetime, fields: dict[str, str] | None = None
+) -> outgoing.Outgoing:
+    """`client.created` for a card this event made, as the API would show it now."""
+    return outgoing.Outgoing("client.created", {"client": card_object(
+        client.id, client.name, client.status, client.manager_id, fields or {}, when,
+        client.last_interaction_at, [*keys.items, *keys.secondary])}, when)
+
+
+def _call_report(change: calls.CallChange, client: ClientRef | None) -> outgoing.Outgoing | None:
+    """`call.missed` or `call.completed` when this event moved the call there (a late event
+    that changes an ended call's outcome reports the new one)."""
+    status = change.after.status
+    if change.before is not None and change.before.status == status:
+        return None
+    kind = {"completed": "call.completed", "missed": "call.missed", "busy": "call.missed",
+            "failed": "call.missed"}.get(status)
+    if kind is None:
+        return None
+    at = change.after.ended_at or change.after.started_at
+    return outgoing.Outgoing(kind, {
+        "client": client.summary() if client is not None else None,
+        "interaction": change.interaction}, at)
 
 
 def _touch(client: ClientRef, at: datetime) -> Program[None]:

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from tortoise import connections
 
+from hub import delivery, outgoing
 from hub.bus import Bus
 from hub.db import Program, Row, Stmt, as_datetime, execute, now, run_program
 from hub.loops import WakeableLoop, claim_sql, seconds_until, while_running
@@ -47,12 +48,23 @@ CLAIM_OVERDUE = claim_sql(
 
 
 def claim_due(when: datetime, limit: int) -> Program[list[Row]]:
-    """Move up to `limit` due reminders from pending to fired; the ones this caller won."""
+    """Move up to `limit` due reminders from pending to fired; the ones this caller won.
+    Each is reported to outgoing webhooks (`reminder.fired`) in the same transaction."""
     sqlite, postgres = CLAIM_DUE
     rows = yield Stmt(
         sqlite, (ReminderStatus.FIRED.value, when, ReminderStatus.PENDING.value, when, limit),
         pg=postgres,
     )
+    if rows:
+        ids = sorted({int(r["client_id"]) for r in rows})
+        found = yield Stmt(
+            "SELECT id, name, status FROM client WHERE id IN "  # noqa: S608 (markers only)
+            f"({', '.join('?' * len(ids))})", tuple(ids))
+        cards = {int(c["id"]): outgoing.summary(int(c["id"]), c["name"], c["status"])
+                 for c in found}
+        yield from outgoing.emit([outgoing.Outgoing("reminder.fired", {
+            "reminder": serialize(r, when), "client": cards.get(int(r["client_id"]))}, when)
+            for r in rows], when)
     return rows
 
 
@@ -105,6 +117,7 @@ class Scheduler(WakeableLoop):
         while True:
             rows, at = await self._claim(when or now())
             if rows:
+                delivery.kick()
                 await self._announce(rows, at)
             fired += len(rows)
             if len(rows) < BATCH:

@@ -5,11 +5,12 @@ Unknown keys are refused; the API validates JSON bodies in strict mode (types mu
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hub import identity
+from hub import identity, outgoing
 from hub.models import ClientStatus, ReminderStatus, Role
 
 DbId = Annotated[int, Field(ge=1, le=2**31 - 1)]
@@ -71,6 +72,17 @@ class ManagerCreate(Body):
         return address
 
 
+def utc_time(value: datetime) -> datetime:
+    """A time as aware UTC (a naive one is taken as UTC), within sane years."""
+    try:
+        at = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        at = None
+    if at is None or not EARLIEST <= at.year <= LATEST:
+        raise ValueError(f"must be a time between the years {EARLIEST} and {LATEST}")
+    return at
+
+
 class ReminderCreate(Body):
     """Exactly one of `due_at` (a naive time is UTC) and `in_minutes`."""
 
@@ -82,15 +94,7 @@ class ReminderCreate(Body):
     @field_validator("due_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        try:
-            due = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-        except OverflowError:
-            due = None
-        if due is None or not EARLIEST <= due.year <= LATEST:
-            raise ValueError(f"must be a time between the years {EARLIEST} and {LATEST}")
-        return due
+        return None if value is None else utc_time(value)
 
     @model_validator(mode="after")
     def _one_time(self) -> ReminderCreate:
@@ -122,8 +126,8 @@ class TemplateCreate(TemplateUpdate):
 
 
 class OfferCreate(Body):
-    """Send an offer template to a card over a channel ("email"; "telegram" is not available
-    yet). `language` picks a variant; absent, the card's language, else the default."""
+    """Send an offer template to a card over a channel ("email" or "telegram"). `language`
+    picks a variant; absent, the card's language, else the default."""
 
     template: str = Field(pattern=TEMPLATE_NAME)
     channel: str = Field(min_length=1, max_length=32)
@@ -131,9 +135,9 @@ class OfferCreate(Body):
 
 
 class MessageCreate(Body):
-    """A manager's message to the client over a channel ("email"; "telegram" is not available
-    yet). An e-mail answers the client's latest message: its subject (unless one is given),
-    its thread, the address it came from."""
+    """A manager's message to the client over a channel ("email" or "telegram"). An e-mail
+    answers the client's latest message: its subject (unless one is given), its thread, the
+    address it came from."""
 
     channel: str = Field(min_length=1, max_length=32)
     text: str = Field(min_length=1, max_length=100_000)
@@ -152,6 +156,107 @@ class MessageCreate(Body):
         if value is not None and ("\n" in value or "\r" in value or not value.strip()):
             raise ValueError("must be one line of text")
         return value.strip() if value else value
+
+
+def _webhook_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    if parts.username or parts.password:
+        raise ValueError("must not carry a user name or password; the signature proves the hub")
+    return value.strip()
+
+
+def _event_types(value: list[str]) -> list[str]:
+    unknown = [t for t in value if t != outgoing.EVERYTHING and t not in outgoing.TYPES]
+    if unknown:
+        raise ValueError(f"unknown event type(s) {', '.join(map(repr, unknown))}; known: "
+                         f"{', '.join(outgoing.TYPES)}, or \"*\" for all")
+    return sorted(set(value))
+
+
+class WebhookCreate(Body):
+    """A subscription: where to POST, which event types (`"*"`: all, including types added
+    later). The hub makes its signing secret and shows it once, in the answer."""
+
+    url: str = Field(min_length=1, max_length=2000)
+    events: list[str] = Field(min_length=1, max_length=50)
+    description: str = Field(default="", max_length=200)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _webhook_url(value)
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        return _event_types(value)
+
+
+class WebhookPatch(Body):
+    """Change a subscription; `"status": "active"` resumes a paused one where it stopped,
+    `"paused"` holds its deliveries (they keep being recorded)."""
+
+    url: str | None = Field(default=None, min_length=1, max_length=2000)
+    events: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    description: str | None = Field(default=None, max_length=200)
+    status: Literal["active", "paused"] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _webhook_url(value)
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _event_types(value)
+
+
+class WebhookReplay(Body):
+    """Send again every delivery of the subscription made at or after `since` (a naive time
+    is UTC)."""
+
+    since: datetime
+
+    @field_validator("since")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return utc_time(value)
+
+
+class WebhookOut(BaseModel):
+    id: int
+    url: str
+    events: list[str]
+    description: str
+    status: Literal["active", "paused"]
+    paused_reason: str | None
+    failing_since: datetime | None
+    retry_at: datetime | None
+    pending: int  # deliveries waiting to go out
+    created_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str  # shown here only: sign-check every request with it
+
+
+class WebhookSecret(BaseModel):
+    secret: str
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    event: dict[str, Any]  # {"id", "type", "occurred_at"}
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_status: int | None  # the receiver's HTTP status
+    last_error: str | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    created_at: datetime
 
 
 class ClientOut(BaseModel):

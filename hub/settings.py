@@ -122,6 +122,21 @@ class TelegramSettings(Section):
         return check_http_url(value)
 
 
+class WebhookSettings(Section):
+    """Outgoing webhooks (hub.delivery): how long and how often a failing delivery is tried."""
+
+    # a delivery failing this long (from its first attempt) is given up and its
+    # subscription paused; the admins are told
+    retry_hours: float = Field(default=72.0, gt=0, le=30 * 24)
+    # one attempt's deadline: connecting, sending and the receiver's answer
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # the wait after the n-th failure: backoff_seconds * 2^(n-1), at most backoff_cap_seconds
+    backoff_seconds: float = Field(default=10.0, gt=0, le=3600)
+    backoff_cap_seconds: float = Field(default=3600.0, gt=0, le=24 * 3600)
+    # delivered and failed deliveries (and events nobody waits for) are kept this long
+    keep_days: int = Field(default=30, ge=1, le=3650)
+
+
 class CompanySettings(Section):
     """What offers say about the company (`company` in an offer template)."""
 
@@ -166,6 +181,7 @@ class Settings(Section):
     email: EmailSettings = Field(default_factory=EmailSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     company: CompanySettings = Field(default_factory=CompanySettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @field_validator("database_url")
     @classmethod

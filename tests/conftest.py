@@ -25,7 +25,8 @@ from tests.helpers import EMAIL_TOKEN, GENERIC_SECRET
 PG_SERVER = os.environ.get("HUB_TEST_DATABASE_URL", "")
 # shared fixtures: `smtp` (aiosmtpd), `dovecot` and `postfix` (private real mail servers),
 # `telegram_api` (a local fake of the Telegram Bot API)
-pytest_plugins = ("tests.smtpserver", "tests.mailservers", "tests.telegram_fake")
+pytest_plugins = ("tests.smtpserver", "tests.mailservers", "tests.telegram_fake",
+                  "tests.webhook_receiver")
 
 
 def _pg_admin(url: str, sql: str) -> None:
@@ -93,7 +94,7 @@ async def _truncate() -> None:
     if db.is_postgres(conn):
         tables = ("manager, api_token, client, identity, interaction, call, reminder, "
                   "processed_event, merge, offer_template, outbox, mailbox_state, telegram_chat, "
-                  "link_token, import_job")
+                  "link_token, import_job, webhook, webhook_event, webhook_delivery")
         await conn.execute_script(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 

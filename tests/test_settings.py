@@ -147,6 +147,11 @@ CONTRACT_ENV = [
     ("HUB_COMPANY_PHONE", "+7 495 123-45-67", ("company", "phone"), None),
     ("HUB_COMPANY_EMAIL", "info@example.com", ("company", "email"), None),
     ("HUB_COMPANY_WEBSITE", "https://example.com/", ("company", "website"), "https://example.com"),
+    ("HUB_WEBHOOKS_RETRY_HOURS", "24", ("webhooks", "retry_hours"), 24.0),
+    ("HUB_WEBHOOKS_TIMEOUT_SECONDS", "5", ("webhooks", "timeout_seconds"), 5.0),
+    ("HUB_WEBHOOKS_BACKOFF_SECONDS", "2.5", ("webhooks", "backoff_seconds"), 2.5),
+    ("HUB_WEBHOOKS_BACKOFF_CAP_SECONDS", "600", ("webhooks", "backoff_cap_seconds"), 600.0),
+    ("HUB_WEBHOOKS_KEEP_DAYS", "7", ("webhooks", "keep_days"), 7),
 ]
 
 

@@ -20,7 +20,8 @@ MODELS = (s.ClientCreate, s.ClientPatch, s.MergeRequest, s.NoteCreate, s.CallReq
           s.ReminderCreate, s.ReminderSnooze, s.ClientOut, s.InteractionOut, s.ManagerOut,
           s.ManagerCreated, s.ReminderOut, s.MergeOut, s.MergeResult, s.WebhookAnswer, s.ErrorOut,
           s.TemplateCreate, s.TemplateUpdate, s.TemplateOut, s.TemplateVersionOut,
-          s.TemplatePreview, s.OfferCreate, s.MessageCreate)
+          s.TemplatePreview, s.OfferCreate, s.MessageCreate, s.WebhookCreate, s.WebhookPatch,
+          s.WebhookReplay, s.WebhookOut, s.WebhookCreated, s.WebhookSecret, s.DeliveryOut)
 ERRORS = {"400": "malformed body, query or cursor", "401": "no or wrong credentials",
           "403": "the role may not do this", "404": "not found", "409": "conflict",
           "410": "the card was merged away; the body carries merged_into",
@@ -74,7 +75,8 @@ PUBLIC: dict[str, Any] = {"security": []}
 def build_spec(router: web.UrlDispatcher | None = None) -> dict[str, Any]:
     """The whole document; with a router, every route it holds under /api and /webhooks."""
     _, defs = models_json_schema([(m, "validation") for m in MODELS], ref_template=REF)
-    paths = {**_client_paths(), **_other_paths(), **_template_paths(), **_webhook_paths()}
+    paths = {**_client_paths(), **_other_paths(), **_template_paths(), **_webhook_paths(),
+             **_subscription_paths()}
     if router is not None:
         _fill_from_router(paths, router)
     return {
@@ -239,6 +241,53 @@ def _template_paths() -> dict[str, Any]:
             "Exactly what the template sends to the card: the client's language (or the given "
             "one), else the default; 422 with the reason when it does not render",
             _ref("TemplatePreview"), params=preview_q, errors=(*CARD, "422"))},
+    }
+
+
+def _subscription_paths() -> dict[str, Any]:
+    admin = ("401", "403", "404")
+    delivery_q = [_param("status", enum=["pending", "delivered", "failed"]), *PAGING]
+    return {
+        "/api/webhooks": {
+            "get": _op("(admin) Outgoing webhook subscriptions, with how many deliveries wait",
+                       _page("WebhookOut"), errors=("401", "403")),
+            "post": _op("(admin) Subscribe a URL to event types (\"*\": all). The answer carries "
+                        "the signing secret, shown this once. Each event is a POST of JSON "
+                        "{id, type, occurred_at, timestamp, data} signed with X-Hub-Signature-256"
+                        ": sha256=<hex HMAC-SHA256 of the body>; X-Hub-Timestamp repeats "
+                        "`timestamp` for rejecting replays", _ref("WebhookCreated"),
+                        body="WebhookCreate", status="201", errors=(*WRITE, "403")),
+        },
+        "/api/webhooks/events": {"get": _op(
+            "(admin) The event types a subscription may ask for", {"type": "object"},
+            errors=("401", "403"))},
+        "/api/webhooks/{id}": {
+            "get": _op("(admin) One subscription", _ref("WebhookOut"), params=[ID],
+                       errors=admin),
+            "patch": _op("(admin) Change the URL, types or description; status paused holds "
+                         "deliveries (they are still recorded), active resumes where it stopped",
+                         _ref("WebhookOut"), body="WebhookPatch", params=[ID],
+                         errors=(*WRITE, "403")),
+            "delete": _op("(admin) Remove the subscription and its delivery history", None,
+                          status="204", params=[ID], errors=admin),
+        },
+        "/api/webhooks/{id}/secret": {"post": _op(
+            "(admin) A new signing secret, used from the next request; shown this once",
+            _ref("WebhookSecret"), params=[ID], errors=admin)},
+        "/api/webhooks/{id}/ping": {"post": _op(
+            "(admin) Queue a webhook.ping event for this subscription; 202 with the delivery",
+            _ref("DeliveryOut"), status="202", params=[ID], errors=admin)},
+        "/api/webhooks/{id}/deliveries": {"get": _op(
+            "(admin) The subscription's deliveries, newest first: status, attempts, the "
+            "receiver's last HTTP status and error", _page("DeliveryOut"),
+            params=[ID, *delivery_q], errors=("400", *admin, "422"))},
+        "/api/webhooks/{id}/deliveries/{delivery_id}/replay": {"post": _op(
+            "(admin) Send one delivery again, in its event's place in the order",
+            _ref("DeliveryOut"), status="202",
+            params=[ID, _param("delivery_id", "path", "integer")], errors=admin)},
+        "/api/webhooks/{id}/replay": {"post": _op(
+            "(admin) Send again every delivery made at or after `since`", {"type": "object"},
+            body="WebhookReplay", status="202", params=[ID], errors=(*WRITE, "403"))},
     }
 
 
