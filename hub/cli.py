@@ -1,4 +1,5 @@
-"""The `hub` command: serve, migrate, managers add, demo, import clients, export clients.
+"""The `hub` command: serve, migrate, managers add, managers password, demo, import clients,
+export clients.
 
 Exit codes: 0 done (also when `demo` finds cards and adds nothing), 1 the command could not do
 its work (database unreachable, port taken), 2 bad settings or usage. Errors are one line on
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -47,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--extension", help="the manager's PBX extension, e.g. 101")
     add.add_argument("--phone")
     add.add_argument("--role", choices=[r.value for r in Role], default=Role.MANAGER.value)
+    add.add_argument("--password", action="store_true",
+                     help="also set a password for the web UI: asked for twice on a terminal, "
+                     "otherwise one line read from stdin (never on the command line)")
+    password = managers.add_parser(
+        "password", help="set a manager's web UI password (asked for, or one line from stdin) "
+        "and end their browser sessions")
+    password.add_argument("email")
     demo = sub.add_parser("demo", help="fill a fresh database with sample managers and clients")
     demo.add_argument("--force", action="store_true", help="add the sample data even if not empty")
     imp = sub.add_parser("import", help="import clients from a spreadsheet").add_subparsers(
@@ -184,7 +193,11 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _managers(settings: Settings, args: argparse.Namespace) -> int:
+    if args.managers_command == "password":
+        return _managers_password(settings, args)
     from hub.managers import create_manager
+
+    password = read_password() if args.password else None
 
     async def add() -> Any:
         return await create_manager(
@@ -193,12 +206,57 @@ def _managers(settings: Settings, args: argparse.Namespace) -> int:
             extension=args.extension,
             phone=args.phone,
             role=Role(args.role),
+            password=password,
         )
 
     manager, token = _with_db(settings, add)
-    print(f"manager {manager.id} {manager.name!r} ({manager.role}) created; API token:")
+    login = " and a web UI password" if password is not None else ""
+    print(f"manager {manager.id} {manager.name!r} ({manager.role}) created{login}; API token:")
     print(token, flush=True)
     return 0
+
+
+def _managers_password(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.errors import NotFoundError
+    from hub.managers import manager_by_email
+    from hub.sessions import set_password
+
+    password = read_password()
+
+    async def change() -> Any:
+        manager = await manager_by_email(args.email)
+        if manager is None:
+            raise NotFoundError(f"no manager has the e-mail {args.email!r}")
+        await set_password(manager, password)
+        return manager
+
+    manager = _with_db(settings, change)
+    print(f"manager {manager.id} {manager.name!r}: password changed; their browser sessions "
+          "were ended", flush=True)
+    return 0
+
+
+def read_password() -> str:
+    """A new password, policy-checked before the database is opened: asked for twice without
+    echo on a terminal, otherwise the first line of stdin (`echo ... | hub managers ...`)."""
+    from hub.passwords import check_password
+
+    stdin = sys.stdin
+    if stdin is not None and stdin.isatty():
+        try:
+            password = getpass.getpass("Password: ")
+            again = getpass.getpass("Repeat the password: ")
+        except EOFError:
+            raise CommandError("no password was given; nothing was changed") from None
+        if again != password:
+            raise CommandError("the two passwords differ; nothing was changed")
+    else:
+        line = stdin.readline() if stdin is not None else ""
+        if not line:
+            raise CommandError("no password on standard input (its first line is the password)")
+        password = line.removesuffix("\n").removesuffix("\r")
+    check_password(password)
+    return password
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:

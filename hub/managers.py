@@ -1,4 +1,5 @@
-"""Managers and their API tokens. Tokens are random; only their SHA-256 is stored."""
+"""Managers and their API tokens. Tokens are random; only their SHA-256 is stored. A manager
+may also have a password for the web UI (hub.passwords), stored as an argon2 hash."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tortoise.transactions import in_transaction
 from hub.db import now
 from hub.errors import AuthError, ConflictError
 from hub.models import ApiToken, Manager, Role
+from hub.passwords import check_password, hash_password, run_hashing
 
 TOKEN_PREFIX = "hub_"  # noqa: S105 (a prefix, not a secret)
 
@@ -28,18 +30,34 @@ async def create_manager(
     extension: str | None = None,
     phone: str | None = None,
     role: Role = Role.MANAGER,
+    password: str | None = None,
 ) -> tuple[Manager, str]:
-    """A new manager and their first API token (shown once, never stored in clear)."""
+    """A new manager and their first API token (shown once, never stored in clear); with a
+    password (policy-checked: ValidationError) they can also log in to the web UI."""
+    password_hash = None
+    if password is not None:
+        check_password(password)
+        password_hash = await run_hashing(hash_password, password)
     try:
         async with in_transaction() as conn:
             manager = await Manager.create(
                 name=name, email=(email or None) and email.strip().lower(),
-                extension=extension or None, phone=phone or None, role=role, using_db=conn,
+                extension=extension or None, phone=phone or None, role=role,
+                password_hash=password_hash, using_db=conn,
             )
             token = await issue_token(manager, conn)
     except IntegrityError:
         raise ConflictError("a manager with that e-mail or extension exists") from None
     return manager, token
+
+
+async def manager_by_email(email: str) -> Manager | None:
+    """The manager with that e-mail in any letter case (create_manager stores it lower-case),
+    active or not; None when there is none."""
+    address = email.strip().lower()
+    if not address:
+        return None
+    return await Manager.get_or_none(email=address)
 
 
 async def issue_token(manager: Manager, conn: Any = None) -> str:

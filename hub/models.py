@@ -43,6 +43,10 @@ class Manager(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     # the manager's own Telegram account, linked through a one-time deep link
     telegram_user_id = fields.BigIntField(null=True, unique=True)
+    # the web UI's login: an argon2 hash (hub.passwords); None: no browser login yet
+    password_hash = fields.CharField(max_length=255, null=True)
+    # the UI language the manager chose ("ru" | "en"); None: the browser's preference
+    language = fields.CharField(max_length=8, null=True)
 
     class Meta:
         table = "manager"
@@ -420,3 +424,24 @@ class WebhookDelivery(Model):
     class Meta:
         table = "webhook_delivery"
         indexes = [Index(fields=("webhook_id", "status", "event_id"))]
+
+
+class WebSession(Model):
+    """A manager's browser session of the web UI (hub.sessions). Only the SHA-256 of the cookie
+    is kept, so a copy of the database opens no session; it ends after SESSION_DAYS, after a
+    long idle spell, on logout, or when the password changes."""
+
+    id = fields.IntField(primary_key=True)
+    manager: fields.ForeignKeyRelation[Manager] = fields.ForeignKeyField(
+        "models.Manager", related_name="web_sessions", on_delete=fields.CASCADE
+    )
+    token_hash = fields.CharField(max_length=64, unique=True)
+    csrf = fields.CharField(max_length=64)  # the session's CSRF token, sent back by its forms
+    created_at = fields.DatetimeField()
+    last_seen_at = fields.DatetimeField()  # refreshed at most once a minute
+    expires_at = fields.DatetimeField(db_index=True)
+    user_agent = fields.CharField(max_length=255, null=True)
+
+    class Meta:
+        table = "web_session"
+        indexes = [Index(fields=("manager_id",))]

@@ -1,9 +1,11 @@
 """The `hub` command, run as a real process from a directory that is not the project's:
-migrate, managers add, demo, serve (health, auth, SIGTERM), and start-up errors."""
+migrate, managers add (with a password from stdin), managers password, demo, serve (health,
+auth, SIGTERM), and start-up errors."""
 
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import re
@@ -23,9 +25,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from hub import cli
 from hub.demo import PEOPLE, fill_demo
+from hub.errors import ValidationError
 from hub.identity import Kind
 from hub.models import Client, Identity, Interaction, Reminder, ReminderStatus
+from hub.passwords import verify_password
 from hub.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,8 +45,9 @@ def hub_env(**extra: str) -> dict[str, str]:
 
 
 def run_hub(
-    cwd: Path, *args: str, timeout: float = 30, **env: str
+    cwd: Path, *args: str, timeout: float = 30, stdin_text: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
+    """`hub *args` in `cwd`; its stdin is `stdin_text`, or empty."""
     return subprocess.run(
         [sys.executable, "-m", "hub", *args],
         cwd=cwd,
@@ -50,7 +56,7 @@ def run_hub(
         text=True,
         timeout=timeout,
         check=False,
-        stdin=subprocess.DEVNULL,
+        **({"input": stdin_text} if stdin_text is not None else {"stdin": subprocess.DEVNULL}),
     )
 
 
@@ -163,6 +169,110 @@ def test_managers_add_prints_a_token_that_opens_the_served_api(workdir: Path) ->
     assert proc.returncode == 0, err
     assert f"listening on {base}" in out
     assert "Traceback" not in err
+
+
+def stored_password_hash(database: Path, email: str) -> str | None:
+    with closing(sqlite3.connect(database)) as conn:
+        row = conn.execute("SELECT password_hash FROM manager WHERE email = ?", (email,)).fetchone()
+    assert row is not None, email
+    return row[0]  # type: ignore[no-any-return]
+
+
+def test_managers_add_reads_the_password_from_stdin_and_never_prints_it(workdir: Path) -> None:
+    db = {"HUB_DATABASE_URL": "sqlite://./hub.db"}
+    secret = "first-secret-1"  # noqa: S105 (a test password)
+    added = run_hub(workdir, "managers", "add", "Olga", "--email", "Olga@Example.com",
+                    "--password", stdin_text=secret + "\n", **db)
+    assert added.returncode == 0, added.stderr
+    assert secret not in added.stdout + added.stderr
+    assert re.fullmatch(r"hub_[A-Za-z0-9_-]{20,}", added.stdout.strip().splitlines()[-1])
+    assert "password" in added.stdout.splitlines()[0]
+    stored = stored_password_hash(workdir / "hub.db", "olga@example.com")
+    assert stored is not None and stored.startswith("$argon2id$")
+    assert verify_password(stored, secret) and not verify_password(stored, secret + "\n")
+    plain = run_hub(workdir, "managers", "add", "Ivan", "--email", "ivan@example.com", **db)
+    assert plain.returncode == 0, plain.stderr  # without --password: as before, no password
+    assert stored_password_hash(workdir / "hub.db", "ivan@example.com") is None
+
+
+def test_managers_password_sets_a_new_one_and_ends_the_browser_sessions(workdir: Path) -> None:
+    db = {"HUB_DATABASE_URL": "sqlite://./hub.db"}
+    added = run_hub(workdir, "managers", "add", "Olga", "--email", "olga@example.com", **db)
+    assert added.returncode == 0, added.stderr
+    with closing(sqlite3.connect(workdir / "hub.db")) as conn, conn:
+        conn.execute(
+            "INSERT INTO web_session (manager_id, token_hash, csrf, created_at, last_seen_at, "
+            "expires_at) SELECT id, 'h', 'c', '2026-12-01 09:00:00+00:00', "
+            "'2026-12-01 09:00:00+00:00', '2099-12-01 09:00:00+00:00' FROM manager"
+        )
+    secret = "second-secret-2"  # noqa: S105 (a test password)
+    changed = run_hub(workdir, "managers", "password", "OLGA@example.com",
+                      stdin_text=secret + "\r\n", **db)
+    assert changed.returncode == 0, changed.stderr
+    assert secret not in changed.stdout + changed.stderr
+    assert "password changed" in changed.stdout
+    assert verify_password(stored_password_hash(workdir / "hub.db", "olga@example.com"), secret)
+    with closing(sqlite3.connect(workdir / "hub.db")) as conn:
+        assert conn.execute("SELECT count(*) FROM web_session").fetchone() == (0,)
+    unknown = run_hub(workdir, "managers", "password", "nobody@example.com",
+                      stdin_text=secret + "\n", **db)
+    assert unknown.returncode == 1 and "nobody@example.com" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1 and unknown.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("stdin_text", "says"),
+    [(None, "no password on standard input"), ("abc1234\n", "at least 8 characters")],
+    ids=["no-stdin", "too-short"],
+)
+def test_a_missing_or_weak_password_is_refused_before_the_database_opens(
+    workdir: Path, stdin_text: str | None, says: str
+) -> None:
+    for args in (("add", "Olga", "--email", "olga@example.com", "--password"),
+                 ("password", "olga@example.com")):
+        result = run_hub(workdir, "managers", *args, stdin_text=stdin_text,
+                         HUB_DATABASE_URL="sqlite://./hub.db")
+        assert result.returncode == 1 and result.stdout == ""
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("hub: error: ") and says in lines[0]
+        assert "abc1234" not in result.stderr
+        assert not (workdir / "hub.db").exists()
+
+
+class Terminal:
+    """A stdin that is a terminal (getpass is faked: it reads from the real /dev/tty)."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self) -> str:
+        raise AssertionError("a terminal's password is read with getpass, not from stdin")
+
+
+@pytest.mark.parametrize(
+    ("typed", "outcome"),
+    [(["good-password", "good-password"], "good-password"),
+     (["good-password", "good-passwort"], "differ"),
+     (["short", "short"], "at least 8")],
+    ids=["same-twice", "differ", "too-short"],
+)
+def test_on_a_terminal_the_password_is_asked_twice_without_echo(
+    monkeypatch: pytest.MonkeyPatch, typed: list[str], outcome: str
+) -> None:
+    prompts: list[str] = []
+
+    def fake_getpass(prompt: str = "Password: ", stream: Any = None) -> str:
+        prompts.append(prompt)
+        return typed[len(prompts) - 1]
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr(getpass, "getpass", fake_getpass)
+    if outcome == "good-password":
+        assert cli.read_password() == "good-password"
+    else:
+        with pytest.raises((cli.CommandError, ValidationError), match=outcome):
+            cli.read_password()
+    assert len(prompts) == 2 and "good" not in " ".join(prompts)
 
 
 def test_demo_fills_once_and_adds_nothing_a_second_time(workdir: Path) -> None:
