@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -32,6 +31,7 @@ from hub.web import (
     offers_api,
     openapi,
     ops,
+    pages,
     subscriptions_api,
     telegram_api,
     templates_api,
@@ -41,7 +41,6 @@ from hub.web.middlewares import MIDDLEWARES
 from hub.web.webhooks import setup_webhook_routes
 
 log = logging.getLogger("hub.app")
-WEBSOCKETS: web.AppKey[weakref.WeakSet[Any]] = web.AppKey("websockets")
 
 
 def create_app(
@@ -56,6 +55,7 @@ def create_app(
     app[REGISTRY] = build_registry(settings)  # settings errors surface here, at start-up
     app[METRICS] = Metrics()
     app[BUS] = Bus()
+    app.on_shutdown.append(_end_streams)
     app[INFLIGHT] = Counter()
     app[PIPELINE] = pipeline = Pipeline(settings.phone_region)
     pipeline.hooks.append(_live_hook(app[BUS]))
@@ -81,6 +81,7 @@ def create_app(
     app.add_routes(telegram_api.routes)
     app.add_routes(transfer_api.routes)
     app.add_routes(subscriptions_api.routes)
+    pages.setup_pages(app)
     app.cleanup_ctx.append(transfer_api.stopping_imports)
     setup_webhook_routes(app)
     telegram.setup_telegram(app, bot)
@@ -96,6 +97,11 @@ def create_app(
         app.cleanup_ctx.append(listening)
         app.cleanup_ctx.append(telegram.running)
     return app
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Live streams end when the hub stops, so shutting down does not wait on open sockets."""
+    app[BUS].close_all()
 
 
 def _counted(pipeline: Pipeline, metrics: Metrics, source: str) -> Any:

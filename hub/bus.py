@@ -43,6 +43,11 @@ class Bus:
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
 
+    def close_all(self) -> None:
+        """Tell every stream to end (the hub is shutting down: sockets must not hold it up)."""
+        for sub in list(self._subs):
+            sub.close()
+
     @property
     def online(self) -> int:
         return len(self._subs)

@@ -20,6 +20,7 @@ from hub.matching import party_keys
 from hub.models import Client, ClientStatus, Identity, Interaction, Manager, Reminder, Role
 from hub.pipeline import Pipeline
 from hub.schemas import ClientPatch
+from hub.sessions import set_password
 from hub.settings import Settings
 
 OFFICE_LINE = "+74950000000"
@@ -168,7 +169,8 @@ async def fill_demo(settings: Settings, *, force: bool = False) -> str:
             "the database already has clients, so no demo data was added "
             "(`hub demo --force` adds it anyway)"
         )
-    staff = {s.key: await _staff_member(s) for s in STAFF}
+    password = secrets.token_urlsafe(9)  # this run's web UI password for every demo manager
+    staff = {s.key: await _staff_member(s, password) for s in STAFF}
     demo = _Demo(Pipeline(settings.phone_region), settings.phone_region, secrets.token_hex(4))
     for person in PEOPLE:
         await demo.play(person, staff[person.manager][0])
@@ -177,15 +179,20 @@ async def fill_demo(settings: Settings, *, force: bool = False) -> str:
         f"  {m.name} ({m.role}{', ext. ' + m.extension if m.extension else ''}): {token}"
         for m, token in staff.values()
     ]
+    lines.append("web UI (/login): " + ", ".join(s.email for s in STAFF)
+                 + f"; password for each: {password}")
     return "\n".join(lines)
 
 
-async def _staff_member(s: Staff) -> tuple[Manager, str]:
-    """The demo manager (reused on --force, with a fresh token) and an API token."""
+async def _staff_member(s: Staff, password: str) -> tuple[Manager, str]:
+    """The demo manager (reused on --force, with a fresh token and password) and an API
+    token."""
     existing = await Manager.get_or_none(email=s.email)
     if existing is not None:
+        await set_password(existing, password)
         return existing, await issue_token(existing)
-    return await create_manager(s.name, email=s.email, extension=s.extension, role=s.role)
+    return await create_manager(s.name, email=s.email, extension=s.extension, role=s.role,
+                                password=password)
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from tortoise import connections
 
-from hub import calls
+from hub import calls, sessions
 from hub.db import execute, now
 from hub.keys import METRICS, PIPELINE, SETTINGS
 from hub.metrics import Metrics
@@ -61,5 +61,6 @@ async def _loop(pipeline: Pipeline, minutes: int, metrics: Metrics) -> None:
             if ended:
                 log.info("ended %d call(s) still ringing after %d min: their end never came",
                          ended, minutes)
+            await sessions.prune_sessions(now())  # web UI sessions past their end
         except Exception:
             log.exception("housekeeping pass failed; the next one retries")

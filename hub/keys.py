@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from channels import Registry
     from hub.bus import Bus
     from hub.metrics import Metrics
-    from hub.models import Manager
+    from hub.models import Manager, WebSession
     from hub.pipeline import Pipeline
     from hub.settings import Settings
 
@@ -25,6 +25,8 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 HTTP: web.AppKey[ClientSession] = web.AppKey("http")  # outbound calls to provider APIs
 
 MANAGER: web.RequestKey[Manager] = web.RequestKey("manager")
+# the browser session a web UI request came with (None for API tokens)
+WEB_SESSION: web.RequestKey[WebSession] = web.RequestKey("web_session")
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tortoise import BaseDBAsyncClient, connections
@@ -98,16 +99,25 @@ def _like(needle: str) -> str:
 WINDOW = 20_000
 
 
+# a card "on" a channel holds an identity of these kinds
+CHANNELS: dict[str, tuple[str, ...]] = {
+    "phone": ("phone",), "email": ("email",), "telegram": ("telegram", "telegram_username"),
+}
+
+
 async def list_clients(
     *,
     region: str,
     q: str | None = None,
     status: str | None = None,
     manager_id: int | None = None,
+    channel: str | None = None,
+    idle_since: datetime | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[Client], str | None]:
-    """One page of live cards matching the filters."""
+    """One page of live cards matching the filters: `channel` keeps the cards reachable on it,
+    `idle_since` those with no activity since then."""
     conn = connections.get("default")
     base = Sql()
     base.add("c.merged_into_id IS NULL")
@@ -115,6 +125,13 @@ async def list_clients(
         base.add("c.status = ?", status)
     if manager_id is not None:
         base.add("c.manager_id = ?", manager_id)
+    if channel in CHANNELS:
+        kinds = CHANNELS[channel]
+        markers = ", ".join("?" * len(kinds))  # only markers: the kinds travel as parameters
+        base.add("EXISTS (SELECT 1 FROM identity ci WHERE ci.client_id = c.id "  # noqa: S608
+                 f"AND ci.kind IN ({markers}))", *kinds)
+    if idle_since is not None:
+        base.add("c.activity_at < ?", idle_since)
     if cursor:
         at, last_id = decode_keyset(cursor, 2**31)
         base.add("(c.activity_at < ? OR (c.activity_at = ? AND c.id < ?))", at, at, last_id)

@@ -61,10 +61,16 @@ def region(request: web.Request) -> str:
 async def list_clients(request: web.Request) -> web.Response:
     """Search and filter cards, newest activity first."""
     manager = request.query.get("manager_id")
+    channel = query_text(request, "channel")
+    if channel is not None and channel not in search.CHANNELS:
+        raise ValidationError(f"channel: {channel[:40]!r} is not one of {list(search.CHANNELS)}",
+                              field="channel")
+    months = query_int(request, "idle_months", 0, 1, 1200)
     items, nxt = await search.list_clients(
         region=region(request), q=query_text(request, "q"),
         status=query_choice(request, "status", ClientStatus),
         manager_id=query_int(request, "manager_id", 0, 1, MAX_ID) if manager else None,
+        channel=channel, idle_since=now() - timedelta(days=30 * months) if months else None,
         limit=query_int(request, "limit", 50), cursor=query_text(request, "cursor"),
     )
     return ok({"items": await clients.serialize_many(items), "next_cursor": nxt})

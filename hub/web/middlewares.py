@@ -12,6 +12,7 @@ from aiohttp import web
 from hub.errors import AuthError, HubError
 from hub.keys import MANAGER, METRICS
 from hub.web.auth import authenticate
+from hub.web.pages import pages_middleware
 
 log = logging.getLogger("hub.web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -98,5 +99,6 @@ def _protected(path: str) -> bool:
     return (path == "/api" or path.startswith("/api/")) and path not in PUBLIC_API
 
 
-# outermost first: metrics see every answer, including the errors turned into JSON
-MIDDLEWARES = [metrics_middleware, errors_middleware, auth_middleware]
+# outermost first: metrics see every answer, including the errors turned into JSON; the pages'
+# session check comes last (it leaves /api, /webhooks, /healthz and /metrics alone)
+MIDDLEWARES = [metrics_middleware, errors_middleware, auth_middleware, pages_middleware]

@@ -93,7 +93,9 @@ def build_spec(router: web.UrlDispatcher | None = None) -> dict[str, Any]:
 
 def _client_paths() -> dict[str, Any]:
     client_q = [_param("q"), _param("status", enum=[v.value for v in ClientStatus]),
-                _param("manager_id", kind="integer"), *PAGING]
+                _param("manager_id", kind="integer"),
+                _param("channel", enum=["phone", "email", "telegram"]),
+                _param("idle_months", kind="integer", minimum=1, maximum=1200), *PAGING]
     return {
         "/api/clients": {
             "get": _op("Search and list cards, newest activity first; q matches a phone in any "

@@ -227,3 +227,21 @@ async def test_cards_made_by_ingest_are_searchable(
     call_card = (await (await post_call(app_client, ringing)).json())["client_id"]
     assert await q(app_client, manager, "1234567") == [call_card]
     assert await found(app_client, manager, "") == [call_card, card_id]  # the newer activity first
+
+
+async def test_channel_and_no_contact_filters(
+    app_client: Any, manager: dict[str, Any], cards: dict[str, int],
+) -> None:
+    assert sorted(await found(app_client, manager, "channel=telegram")) == [cards["anna"]]
+    assert sorted(await found(app_client, manager, "channel=email")) == sorted(
+        [cards["anna"], cards["boris"], cards["ann"]])
+    assert cards["ann"] not in await found(app_client, manager, "channel=phone")
+    # Boris has not been in touch for half a year; the others were just made
+    old = datetime.now(UTC) - timedelta(days=200)
+    await Client.filter(id=cards["boris"]).update(activity_at=old)
+    assert await found(app_client, manager, "idle_months=3") == [cards["boris"]]
+    assert await found(app_client, manager, "idle_months=3&channel=telegram") == []
+    await expect_error(await app_client.get("/api/clients?channel=fax",
+                                            headers=manager["headers"]), 422)
+    await expect_error(await app_client.get("/api/clients?idle_months=0",
+                                            headers=manager["headers"]), 422)
