@@ -25,6 +25,15 @@ async def api(hub_url: str, token: str, method: str, path: str, body: Any = None
         return await resp.json()
 
 
+async def ring(hub_url: str, body: bytes) -> None:
+    """A signed generic-PBX webhook, as a PBX sends it."""
+    async with aiohttp.ClientSession() as session, session.post(
+            hub_url + "/webhooks/telephony/generic", data=body,
+            headers={"Content-Type": "application/json",
+                     "X-Hub-Signature-256": sign(body)}) as resp:
+        assert resp.status == 200, await resp.text()
+
+
 async def card(hub_url: str, people: dict[str, Any], **fields: Any) -> dict[str, Any]:
     body = {"name": "Иван Петров", "phones": ["+79031234567"], "emails": ["ivan@example.com"],
             "manager_id": people["olga"].id, **fields}
@@ -115,12 +124,7 @@ async def test_a_ringing_call_pops_the_callers_card(
 ) -> None:
     made = await card(hub_url, people)
     await page.wait_for_function("document.body.dataset.live === 'on'")
-    body = call_body("ringing", "ui-1", "8 903 123 45 67", extension="101")
-    async with aiohttp.ClientSession() as session, session.post(
-            hub_url + "/webhooks/telephony/generic", data=body,
-            headers={"Content-Type": "application/json",
-                     "X-Hub-Signature-256": sign(body)}) as resp:
-        assert resp.status == 200
+    await ring(hub_url, call_body("ringing", "ui-1", "8 903 123 45 67", extension="101"))
     await page.wait_for_selector("#screen-pop:not([hidden])", timeout=5_000)
     assert "Иван Петров" in await page.inner_text("#screen-pop")
     await shot(page, "screen-pop")
@@ -165,12 +169,7 @@ async def test_reports_show_the_days_requests_and_calls(
     for i, status in enumerate(("missed", "answered")):
         for event in ("ringing", "ended"):
             extra = {"status": status, "duration": 30} if event == "ended" else {}
-            body = call_body(event, f"r-{i}", "+79031234567", **extra)
-            async with aiohttp.ClientSession() as session, session.post(
-                    hub_url + "/webhooks/telephony/generic", data=body,
-                    headers={"Content-Type": "application/json",
-                             "X-Hub-Signature-256": sign(body)}) as resp:
-                assert resp.status == 200
+            await ring(hub_url, call_body(event, f"r-{i}", "+79031234567", **extra))
     await page.goto("/reports?from=2026-11-01&to=2026-11-30")
     await page.wait_for_selector("#calls svg")
     assert "Пропущенные" in await page.inner_text("#calls")
