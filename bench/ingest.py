@@ -226,6 +226,7 @@ async def read_latency(session: aiohttp.ClientSession, hub: Server, token: str,
     probes = [await reader.lookups(args.queries)]
     for kind in SEARCHES:
         probes.append(await reader.searches(kind, args.queries))
+    probes.append(await reader.filters(args.queries))
     for probe in probes:
         say(f"  {probe.kind:<30} {describe_probe(probe)}")
     return probes

@@ -122,6 +122,27 @@ class Reader:
                 probe.errors["card not found"] += 1
         return probe
 
+    async def filters(self, count: int) -> Probe:
+        """GET /api/clients with the list page's filters (status, channel, "no contact for N
+        months", manager), the first page and then up to four more by the cursor, as a manager
+        leafing through the list does."""
+        probe = Probe("list: filters, pages 1-5", wanted=count)
+        deadline = time.perf_counter() + self.budget
+        choices: list[dict[str, str]] = [
+            {"status": "hot"}, {"channel": "email"}, {"channel": "telegram"},
+            {"idle_months": "3"}, {"channel": "email", "idle_months": "6"},
+            {"status": "new", "channel": "phone"}, {"manager_id": "2"},
+        ]
+        while probe.sent < count and time.perf_counter() < deadline:
+            params = {**self.rng.choice(choices), "limit": "50"}
+            for _ in range(self.rng.randint(1, 5)):
+                status, data, took = await self._get("/api/clients", params)
+                self._record(probe, status, took, len(data.get("items", [])))
+                if status != 200 or not data.get("next_cursor"):
+                    break
+                params["cursor"] = data["next_cursor"]
+        return probe
+
     async def _get(self, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any], float]:
         start = time.perf_counter()
         async with self.session.get(self.base_url + path, params=params,

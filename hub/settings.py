@@ -166,6 +166,8 @@ class Settings(Section):
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8080, ge=1, le=65535)
     phone_region: str = "RU"
+    # the time zone the web UI shows times in (an IANA name such as Europe/Moscow)
+    timezone: str = "UTC"
     public_base_url: str | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # a guard against overload, not a throttle: at 1,000 events/s on SQLite, bursts passed 64
@@ -200,6 +202,17 @@ class Settings(Section):
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError("unknown region; use a two-letter country code such as RU")
         return region
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone; use an IANA name such as Europe/Moscow") from None
+        return value.strip()
 
     @field_validator("public_base_url")
     @classmethod

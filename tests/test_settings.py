@@ -104,6 +104,7 @@ CONTRACT_ENV = [
     ("HUB_HOST", "0.0.0.0", ("host",), None),
     ("HUB_PORT", "8181", ("port",), 8181),
     ("HUB_PHONE_REGION", "kz", ("phone_region",), "KZ"),
+    ("HUB_TIMEZONE", "Europe/Moscow", ("timezone",), "Europe/Moscow"),
     (
         "HUB_PUBLIC_BASE_URL",
         "https://crm.example.com/",
@@ -261,6 +262,7 @@ def test_unknown_section_is_named(tmp_path: Path) -> None:
         ({"HUB_PORT": "70000"}, "port", "70000"),
         ({"HUB_PORT": "0"}, "port", "0"),
         ({"HUB_PHONE_REGION": "XX"}, "phone_region", "XX"),
+        ({"HUB_TIMEZONE": "Mars/Olympus"}, "timezone", "Mars/Olympus"),
         ({"HUB_DATABASE_URL": "mysql-ish"}, "database_url", "mysql-ish"),
         ({"HUB_PUBLIC_BASE_URL": "crm.example.com"}, "public_base_url", "crm.example.com"),
         ({"HUB_LOG_LEVEL": "loud"}, "log_level", "loud"),

@@ -8,6 +8,7 @@ at intake, is shown only inside a sandboxed frame that may run no script."""
 
 from __future__ import annotations
 
+import contextvars
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -138,10 +139,14 @@ def recording_src(url: str) -> str | None:
     return url if url.startswith(("https://", "http://", "/api/recordings/")) else None
 
 
+ZONE: contextvars.ContextVar[str] = contextvars.ContextVar("zone", default="UTC")
+
+
 def when(value: Any) -> str:
-    """A time from the API's ISO text (or a datetime), in the manager's language."""
+    """A time from the API's ISO text (or a datetime), in the manager's language and the hub's
+    time zone (`timezone`)."""
     at = as_datetime(value)
-    return i18n.format_datetime(at) if at is not None else ""
+    return i18n.format_datetime(at, tzinfo=ZONE.get()) if at is not None else ""
 
 
 def duration(seconds: Any) -> str:
@@ -184,9 +189,11 @@ async def pages_middleware(request: web.Request, handler: Handler) -> web.Stream
         request[MANAGER], request[WEB_SESSION] = found
         chosen = found[0].language or chosen
     token = i18n.use(i18n.negotiate(request.headers.get("Accept-Language"), chosen))
+    zone = ZONE.set(request.app[SETTINGS].timezone)
     try:
         response = await handler(request)
     finally:
+        ZONE.reset(zone)
         i18n.reset(token)
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")

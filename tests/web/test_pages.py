@@ -98,3 +98,21 @@ async def test_an_unknown_page_is_a_plain_404(app_client: Any, olga: Any) -> Non
     assert (await app_client.get("/no-such-page")).status == 404
     await log_in(app_client)
     assert (await app_client.get("/clients/999999")).status == 404
+
+
+async def test_times_show_in_the_hubs_time_zone(
+    make_client: Any, olga: Any, manager: dict[str, Any],
+) -> None:
+    client = await make_client(timezone="Europe/Moscow")
+    await log_in(client)
+    made = await (await client.post("/api/clients", headers=manager["headers"], json={
+        "name": "Анна", "phones": ["+79031112233"]})).json()
+    note = await (await client.post(f"/api/clients/{made['id']}/notes", headers=manager["headers"],
+                                    json={"text": "позвонить"})).json()
+    page = await (await client.get(f"/clients/{made['id']}")).text()
+    from hub.db import as_datetime
+
+    at = as_datetime(note["occurred_at"])
+    assert at is not None
+    moscow = (at.hour + 3) % 24
+    assert f"{moscow:02d}:{at.minute:02d}" in page
