@@ -126,10 +126,7 @@ async def list_clients(
     if manager_id is not None:
         base.add("c.manager_id = ?", manager_id)
     if channel in CHANNELS:
-        kinds = CHANNELS[channel]
-        markers = ", ".join("?" * len(kinds))  # only markers: the kinds travel as parameters
-        base.add("EXISTS (SELECT 1 FROM identity ci WHERE ci.client_id = c.id "  # noqa: S608
-                 f"AND ci.kind IN ({markers}))", *kinds)
+        base.add(*await _on_channel(conn, CHANNELS[channel]))
     if idle_since is not None:
         base.add("c.activity_at < ?", idle_since)
     if cursor:
@@ -145,6 +142,25 @@ async def list_clients(
     page = [found[i] for i in ids[:limit] if i in found]
     more = len(ids) > limit and page
     return page, encode_cursor(page[-1].activity_at, page[-1].id) if more else None
+
+
+RARE = 20_000  # fewer cards than this on a channel: find them through the identities
+
+
+async def _on_channel(conn: BaseDBAsyncClient, kinds: tuple[str, ...]) -> tuple[Any, ...]:
+    """The clause (and its values) that keeps cards reachable on a channel. A common channel
+    (phones: nearly every card) is checked card by card while the newest-first walk fills the
+    page; a rare one (Telegram at a shop that has just started with it) would make that walk
+    cross every card, so its few identities pick the cards instead."""
+    markers = ", ".join("?" * len(kinds))  # only markers: the kinds travel as parameters
+    query = (f"SELECT COUNT(*) AS n FROM (SELECT 1 FROM identity WHERE kind IN ({markers}) "  # noqa: S608
+             f"LIMIT {RARE}) few")
+    _, rows = await conn.execute_query(_sql(query, conn), list(kinds))
+    if int(rows[0]["n"]) < RARE:
+        return ("c.id IN (SELECT ci.client_id FROM identity ci "  # noqa: S608
+                f"WHERE ci.kind IN ({markers}))", *kinds)
+    return ("EXISTS (SELECT 1 FROM identity ci WHERE ci.client_id = c.id "  # noqa: S608
+            f"AND ci.kind IN ({markers}))", *kinds)
 
 
 def _sql(sql: str, conn: BaseDBAsyncClient) -> str:

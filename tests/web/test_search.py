@@ -245,3 +245,15 @@ async def test_channel_and_no_contact_filters(
                                             headers=manager["headers"]), 422)
     await expect_error(await app_client.get("/api/clients?idle_months=0",
                                             headers=manager["headers"]), 422)
+
+
+async def test_a_common_channel_is_checked_card_by_card_with_the_same_answer(
+    app_client: Any, manager: dict[str, Any], cards: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hub import search
+
+    through_identities = sorted(await found(app_client, manager, "channel=email"))
+    monkeypatch.setattr(search, "RARE", 0)  # every channel counts as common now
+    assert sorted(await found(app_client, manager, "channel=email")) == through_identities
+    assert await found(app_client, manager, "channel=telegram") == [cards["anna"]]
