@@ -23,6 +23,7 @@ from hub.metrics import Metrics
 from hub.models import Client
 from hub.outbox import OUTBOX, OutboxWorker, sending
 from hub.pipeline import IngestResult, Pipeline
+from hub.relay import relaying
 from hub.scheduler import SCHEDULER, Scheduler, scheduling
 from hub.settings import Settings
 from hub.tgsend import TelegramSender
@@ -89,6 +90,7 @@ def create_app(
     if manage_db:
         app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_http_session)
+    app.cleanup_ctx.append(relaying)
     if background:
         app.cleanup_ctx.append(scheduling)
         app.cleanup_ctx.append(housekeeping)
@@ -160,7 +162,7 @@ async def _kick_hook(result: IngestResult) -> None:
 def _live_hook(bus: Bus) -> Any:
     async def publish_live(result: IngestResult) -> None:
         """Tell online managers what just landed on a card (never the provider's payload)."""
-        if not bus.online or result.quiet:
+        if (not bus.online and bus.relay is None) or result.quiet:
             return
         targets = screen_pop_targets(result)
         if result.call_status is not None:
@@ -172,8 +174,8 @@ def _live_hook(bus: Bus) -> Any:
                 targets = {result.extension_manager_id}
         else:
             kind = result.live_type or "message.in"
-        client = None
-        if result.client_id is not None:
+        client = result.client  # id, name and status: enough for a screen pop elsewhere
+        if result.client_id is not None and bus.online:
             # the card as the API shows it; it may have been merged or removed since
             found = await Client.get_or_none(id=result.client_id)
             client = await clients.serialize(found) if found else result.client

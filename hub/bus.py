@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("hub.bus")
@@ -34,6 +35,8 @@ class Bus:
 
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
+        # on PostgreSQL, hub.relay passes what is published here on to the other processes
+        self.relay: Callable[[str, set[int] | None], None] | None = None
 
     def subscribe(self, manager_id: int) -> Subscription:
         sub = Subscription(manager_id)
@@ -53,12 +56,20 @@ class Bus:
         return len(self._subs)
 
     def publish(self, event: dict[str, Any], manager_ids: set[int] | None = None) -> None:
-        """Queue the event for the given managers (None: everyone online), encoded once."""
-        text: str | None = None
+        """Queue the event for the given managers (None: everyone online), encoded once, here
+        and (through the relay) in the other hub processes."""
+        if self.relay is None and not self._subs:
+            return
+        text = json.dumps(event, ensure_ascii=False)
+        self.deliver(text, manager_ids)
+        if self.relay is not None:
+            self.relay(text, manager_ids)
+
+    def deliver(self, text: str, manager_ids: set[int] | None = None) -> None:
+        """Queue an encoded event for this process's managers among `manager_ids`."""
         for sub in list(self._subs):
             if manager_ids is not None and sub.manager_id not in manager_ids:
                 continue
-            text = text or json.dumps(event, ensure_ascii=False)
             try:
                 sub.queue.put_nowait(text)
             except asyncio.QueueFull:

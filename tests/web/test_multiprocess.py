@@ -67,3 +67,23 @@ async def test_two_processes_reach_the_same_result(hubs: list[str]) -> None:
     assert len(statuses) == CALLS
     for i in range(CALLS):
         assert statuses[f"call:mp{i}"] == ("missed" if i % 3 == 0 else "completed")
+
+
+async def test_a_call_received_by_one_process_pops_up_on_a_manager_connected_to_the_other(
+    hubs: list[str],
+) -> None:
+    from hub.managers import create_manager
+
+    manager, token = await create_manager("Ольга", extension="101")
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(hubs[0] + "/api/stream",
+                                      headers={"Authorization": f"Bearer {token}"})
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        await asyncio.sleep(0.5)  # the other process's relay is listening by now
+        await deliver(session, hubs[1], call_body("ringing", "x-1", "8 916 000 11 22",
+                                                  extension="101"))
+        event = await ws.receive_json(timeout=5)
+        assert event["type"] == "call.ringing"
+        assert event["interaction"]["meta"]["phone"] == "+79160001122"
+        assert event["created"] is True
+        await ws.close()
