@@ -33,6 +33,7 @@ from hub.web import (
     openapi,
     ops,
     pages,
+    privacy_api,
     subscriptions_api,
     telegram_api,
     templates_api,
@@ -82,6 +83,7 @@ def create_app(
     app.add_routes(telegram_api.routes)
     app.add_routes(transfer_api.routes)
     app.add_routes(subscriptions_api.routes)
+    app.add_routes(privacy_api.routes)
     pages.setup_pages(app)
     app.cleanup_ctx.append(transfer_api.stopping_imports)
     setup_webhook_routes(app)

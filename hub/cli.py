@@ -1,5 +1,5 @@
 """The `hub` command: serve, migrate, managers add, managers password, demo, import clients,
-export clients.
+export clients, backup, restore.
 
 Exit codes: 0 done (also when `demo` finds cards and adds nothing), 1 the command could not do
 its work (database unreachable, port taken), 2 bad settings or usage. Errors are one line on
@@ -72,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="what", required=True, metavar="WHAT")
     out = exp.add_parser("clients", help="write every card to an .xlsx or .csv file")
     out.add_argument("file")
+    backup = sub.add_parser("backup", help="copy the SQLite database to a file, consistent "
+                            "while the hub runs (PostgreSQL: use pg_dump)")
+    backup.add_argument("file")
+    backup.add_argument("--force", action="store_true", help="overwrite the file if it exists")
+    restore = sub.add_parser("restore", help="put a backup made by `hub backup` in place of the "
+                             "SQLite database; stop the hub first (PostgreSQL: use pg_restore)")
+    restore.add_argument("file")
+    restore.add_argument("--force", action="store_true",
+                         help="replace a database that already has data")
     return parser
 
 
@@ -328,6 +337,134 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+HUB_TABLES = ("client", "aerich")  # a file without these is not a hub database
+
+
+def _sqlite_path(settings: Settings, command: str, file: str) -> str:
+    """The database file of a SQLite URL. On PostgreSQL, the pg_dump / pg_restore command to
+    run instead, with the URL's parts and never its password (exit 2)."""
+    from tortoise.backends.base.config_generator import expand_db_url
+
+    url = settings.database_url
+    if not url.startswith("sqlite:"):
+        raise ConfigError(_pg_hint(url, command, file))
+    path = str(expand_db_url(url)["credentials"]["file_path"])
+    if path == ":memory:" or "mode=memory" in path:
+        raise ConfigError(f"hub {command}: an in-memory database has nothing to {command}")
+    return path
+
+
+def _pg_hint(url: str, command: str, file: str) -> str:
+    from shlex import quote
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    options = [f"--host={parts.hostname or 'localhost'}", f"--port={parts.port or 5432}"]
+    if parts.username:
+        options.append(f"--username={unquote(parts.username)}")
+    options.append(f"--dbname={unquote(parts.path.lstrip('/')) or 'postgres'}")
+    flags = " ".join(quote(option) for option in options)
+    if command == "backup":
+        tool = f"pg_dump -Fc {flags} --file={quote(file)}"
+    else:
+        tool = f"pg_restore --clean --if-exists --no-owner {flags} {quote(file)}"
+    return (f"hub {command} works on SQLite only; on PostgreSQL run: {tool} "
+            "(the password from PGPASSWORD or ~/.pgpass)")
+
+
+def _tables(conn: Any) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def _open_hub_file(path: str, what: str, *, check: bool = False) -> Any:
+    """A read-only connection to an existing SQLite file that holds a hub database; `check`
+    also reads every page once (PRAGMA quick_check), for a backup about to be restored."""
+    import sqlite3
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise CommandError(f"{what} {path!r} does not exist")
+    try:
+        conn = sqlite3.connect(f"file:{Path(path).resolve().as_posix()}?mode=ro", uri=True)
+        missing = set(HUB_TABLES) - _tables(conn)
+        verdict = "ok"
+        if check and not missing:
+            verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise CommandError(f"{what} {path!r} is not a SQLite database: {exc}") from None
+    if missing or verdict != "ok":
+        conn.close()
+        why = f"no {', '.join(sorted(missing))} table" if missing else verdict
+        raise CommandError(f"{what} {path!r} is not a hub database ({why})")
+    return conn
+
+
+def _backup(settings: Settings, args: argparse.Namespace) -> int:
+    """SQLite's online backup API: a consistent copy page by page, even while the hub writes
+    (a plain file copy of a WAL database can miss committed data or tear)."""
+    import os
+    import sqlite3
+    from pathlib import Path
+
+    source_path = _sqlite_path(settings, "backup", args.file)
+    target = Path(args.file)
+    if target.exists() and not args.force:
+        raise CommandError(f"{args.file} exists; give --force to overwrite it")
+    partial = target.with_name(target.name + ".partial")
+    source = _open_hub_file(source_path, "database")
+    try:
+        partial.unlink(missing_ok=True)
+        copy = sqlite3.connect(partial)
+        try:
+            source.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        finally:
+            copy.close()
+        os.replace(partial, target)  # never a half-written backup under the given name
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise CommandError(f"backup to {args.file} failed: {exc}") from None
+    finally:
+        source.close()
+    print(f"database {source_path} backed up to {args.file}", flush=True)
+    return 0
+
+
+def _restore(settings: Settings, args: argparse.Namespace) -> int:
+    """The backup replaces the database's content through the backup API (never a file copy
+    over a WAL database). Refused while another process (a running hub) has the database open,
+    and over a database with tables unless --force."""
+    import sqlite3
+
+    target_path = _sqlite_path(settings, "restore", args.file)
+    source = _open_hub_file(args.file, "backup", check=True)
+    try:
+        target = sqlite3.connect(target_path, isolation_level=None, timeout=0)
+    except sqlite3.Error as exc:
+        source.close()
+        raise CommandError(f"cannot open the database {target_path}: {exc}") from None
+    try:
+        if _tables(target) and not args.force:
+            raise CommandError(f"the database {target_path} already has data; give --force to "
+                               "replace it with the backup")
+        try:
+            # leaving WAL mode needs the only connection: a running hub makes this fail
+            target.execute("PRAGMA journal_mode=DELETE").fetchone()
+        except sqlite3.OperationalError:
+            raise CommandError(f"the database {target_path} is in use (is the hub running?); "
+                               "stop the hub, then restore") from None
+        source.backup(target)
+        target.execute("PRAGMA journal_mode=WAL").fetchone()
+    except sqlite3.Error as exc:
+        raise CommandError(f"restore into {target_path} failed: {exc}") from None
+    finally:
+        target.close()
+        source.close()
+    print(f"backup {args.file} restored into {target_path}", flush=True)
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "serve": _serve,
     "migrate": _migrate,
@@ -335,4 +472,6 @@ _COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "demo": _demo,
     "import": _import,
     "export": _export,
+    "backup": _backup,
+    "restore": _restore,
 }

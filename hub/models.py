@@ -445,3 +445,23 @@ class WebSession(Model):
     class Meta:
         table = "web_session"
         indexes = [Index(fields=("manager_id",))]
+
+
+class AuditLog(Model):
+    """Who did what to which object (hub.privacy): an export or erasure of a client's data. The
+    detail holds ids, counts and reasons only, never personal data or message bodies, so the
+    log outlives the erasures it records; a deleted manager leaves their rows unsigned."""
+
+    id = fields.BigIntField(primary_key=True)
+    at = fields.DatetimeField()
+    manager: fields.ForeignKeyNullableRelation[Manager] = fields.ForeignKeyField(
+        "models.Manager", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    action = fields.CharField(max_length=64)  # e.g. "client.erased", "client.exported"
+    target_type = fields.CharField(max_length=32)  # e.g. "client"
+    target_id = fields.BigIntField(null=True)
+    detail: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "audit_log"
+        indexes = [Index(fields=("target_type", "target_id")), Index(fields=("at",))]

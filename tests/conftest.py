@@ -94,7 +94,8 @@ async def _truncate() -> None:
     if db.is_postgres(conn):
         tables = ("manager, api_token, client, identity, interaction, call, reminder, "
                   "processed_event, merge, offer_template, outbox, mailbox_state, telegram_chat, "
-                  "link_token, import_job, webhook, webhook_event, webhook_delivery, web_session")
+                  "link_token, import_job, webhook, webhook_event, webhook_delivery, web_session, "
+                  "audit_log")
         await conn.execute_script(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 
