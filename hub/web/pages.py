@@ -27,6 +27,7 @@ from hub.errors import GoneError, NotFoundError
 from hub.keys import MANAGER, SETTINGS, WEB_SESSION
 from hub.models import ClientStatus, Interaction, Manager, Reminder, ReminderStatus, Role
 from hub.web.auth import check_csrf, current_manager
+from hub.web.throttle import FailedLogins
 
 routes = web.RouteTableDef()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -45,8 +46,12 @@ def bundled(name: str) -> Path:
     return Path(hub.__file__).resolve().parent / "bundled" / name
 
 
+FAILED_LOGINS: web.AppKey[FailedLogins] = web.AppKey("failed_logins", FailedLogins)
+
+
 def setup_pages(app: web.Application) -> None:
     """Templates, translations, static files and the page routes."""
+    app[FAILED_LOGINS] = FailedLogins()
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(bundled("templates") / "pages"),
         autoescape=jinja2.select_autoescape(["html"], default_for_string=True, default=True),
@@ -237,14 +242,23 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not expected or not secrets.compare_digest(expected, given):
         raise web.HTTPSeeOther("/login")  # an old or forged form: show a fresh one
     email, password = str(form.get("email", "")).strip(), str(form.get("password", ""))
-    found = await sessions.login(email, password, request.headers.get("User-Agent"))
     target = _safe_next(str(form.get("next", "")))
+    guard = request.app[FAILED_LOGINS]
+    if wait := guard.wait(email, request.remote):
+        response = await render(request, "login.html", {
+            "login_csrf": expected, "next": target, "failed": False, "email": email,
+            "wait_minutes": (wait + 59) // 60}, status=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    found = await sessions.login(email, password, request.headers.get("User-Agent"))
     if found is None:
+        guard.failed(email, request.remote)
         token = secrets.token_urlsafe(24)
         response = await render(request, "login.html", {
             "login_csrf": token, "next": target, "failed": True, "email": email}, status=401)
         _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
         return response
+    guard.succeeded(email)
     _, cookie = found
     response = see_other(target)
     _set_cookie(request, response, sessions.SESSION_COOKIE, cookie,

@@ -116,3 +116,44 @@ async def test_times_show_in_the_hubs_time_zone(
     assert at is not None
     moscow = (at.hour + 3) % 24
     assert f"{moscow:02d}:{at.minute:02d}" in page
+
+
+async def test_a_guesser_is_slowed_down_and_the_owner_gets_back_in_later(
+    app_client: Any, olga: Any, monkeypatch: Any,
+) -> None:
+    from hub.web import throttle
+
+    clock = [1000.0]
+    monkeypatch.setattr(throttle.time, "monotonic", lambda: clock[0])
+
+    async def attempt(password: str, email: str = "olga.web@example.com") -> Any:
+        form = await app_client.get("/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', await form.text())
+        assert token is not None
+        return await app_client.post("/login", data={
+            "email": email, "password": password, "csrf": token.group(1), "next": "/clients"},
+            allow_redirects=False)
+
+    for _ in range(throttle.PER_EMAIL):
+        assert (await attempt("wrong guess")).status == 401
+    refused = await attempt(PASSWORD)  # even the right one waits now: no checking at all
+    assert refused.status == 429
+    assert int(refused.headers["Retry-After"]) > 60
+    assert "too-many" in await refused.text()
+    assert await WebSession.all().count() == 0
+    assert (await attempt("x", email="someone.else@example.com")).status == 401  # not them
+    clock[0] += throttle.WINDOW_S + 1
+    assert (await attempt(PASSWORD)).status == 303
+
+
+def test_one_address_trying_many_e_mails_is_stopped_too() -> None:
+    from hub.web.throttle import PER_ADDRESS, FailedLogins
+
+    guard = FailedLogins()
+    for i in range(PER_ADDRESS):
+        assert guard.wait(f"user{i}@example.com", "10.0.0.9") == 0
+        guard.failed(f"user{i}@example.com", "10.0.0.9")
+    assert guard.wait("new@example.com", "10.0.0.9") > 0
+    assert guard.wait("new@example.com", "10.0.0.10") == 0
+    guard.succeeded("user0@example.com")
+    assert guard.wait("user0@example.com", "10.0.0.10") == 0
