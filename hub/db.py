@@ -60,8 +60,15 @@ def is_postgres(conn: BaseDBAsyncClient | None = None) -> bool:
     return client.capabilities.dialect == "postgres"
 
 
+# The drivers log every statement with its values at DEBUG: names, phones, message texts.
+# Personal data and message bodies never go to the hub's logs, whatever the log level.
+STATEMENT_LOGGERS = ("tortoise.db_client", "aiosqlite", "asyncpg")
+
+
 async def init_db(database_url: str, *, migrate: bool = True) -> None:
     """Open the connections and bring the schema up to date."""
+    for name in STATEMENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
     await Tortoise.init(config=tortoise_config(database_url))
     _check_sqlite_file(connections.get("default"))
     if migrate:
