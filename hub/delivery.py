@@ -26,6 +26,7 @@ Each request is a POST of JSON `{"id", "type", "occurred_at", "timestamp", "data
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -53,6 +54,7 @@ LEASE = timedelta(minutes=3)
 DRAIN_S = 60.0  # then the lease is let go and claimed afresh (timeout ≤ 60 s: within LEASE)
 CLAIM_AT_ONCE = 16
 PRUNE_EVERY_S = 3600.0
+RELEASE_S = 5.0
 PAGE = 50
 MAX_ERROR = 500
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -200,8 +202,9 @@ class DeliveryWorker(WakeableLoop):
 
     async def close(self) -> None:
         if self.session is not None:
-            await self.session.close()
-            self.session = None
+            session, self.session = self.session, None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(session.close(), RELEASE_S)
 
     def _session(self) -> aiohttp.ClientSession:
         if self.session is None:
@@ -251,9 +254,12 @@ class DeliveryWorker(WakeableLoop):
             log.exception("webhook %s: the pass failed; the next one retries", webhook_id)
             return attempts
         finally:
-            await execute(connections.get("default"), Stmt(
-                "UPDATE webhook SET lease_owner = NULL, lease_until = NULL "
-                "WHERE id = ? AND lease_owner = ?", (webhook_id, self.owner)))
+            # let the lease go; if that cannot happen now (stopping, the database away), it
+            # simply runs out and another pass or process takes the subscription
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(execute(connections.get("default"), Stmt(
+                    "UPDATE webhook SET lease_owner = NULL, lease_until = NULL "
+                    "WHERE id = ? AND lease_owner = ?", (webhook_id, self.owner))), RELEASE_S)
 
     async def _attempt(self, sub: Row, row: Row) -> bool:
         """Send one delivery and record it; whether the next one may follow now."""

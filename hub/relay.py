@@ -27,6 +27,7 @@ CHANNEL = "hub_live"
 MAX_PAYLOAD = 7900  # NOTIFY takes up to 8000 bytes
 QUEUE_SIZE = 1024
 BACKOFF_S = (0.5, 1, 2, 5, 10, 30)
+CLOSE_S = 3.0
 
 
 class LiveRelay:
@@ -84,8 +85,13 @@ class LiveRelay:
                 self.connected.clear()
                 await self._wait(attempt, exc)
             finally:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+                try:
+                    await asyncio.wait_for(conn.close(), CLOSE_S)
+                except asyncio.CancelledError:
+                    conn.terminate()  # stopping: do not wait for the server
+                    raise
+                except Exception:
+                    conn.terminate()  # the server is gone: do not wait for it
 
     @staticmethod
     async def _wait(attempt: int, exc: BaseException) -> None:
