@@ -78,7 +78,7 @@ def http_get(url: str, token: str | None = None) -> tuple[int, Any]:
             return exc.code, json.loads(exc.read())
 
 
-def wait_healthy(proc: subprocess.Popen[str], base: str, deadline: float = 20) -> tuple[int, Any]:
+def wait_healthy(proc: subprocess.Popen[str], base: str, deadline: float = 60) -> tuple[int, Any]:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if proc.poll() is not None:
