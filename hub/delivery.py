@@ -228,7 +228,7 @@ class DeliveryWorker(WakeableLoop):
                 return attempts
             done = await asyncio.gather(*(self._drain(sub) for sub in subs))
             attempts += sum(done)
-            if len(subs) < CLAIM_AT_ONCE and not any(done):
+            if (len(subs) < CLAIM_AT_ONCE and not any(done)) or self.stopping:
                 return attempts
 
     async def _drain(self, sub: Row) -> int:
@@ -245,7 +245,8 @@ class DeliveryWorker(WakeableLoop):
                 rows = await execute(connections.get("default"), _heads(webhook_id))
                 for row in rows:
                     attempts += 1
-                    if not await self._attempt(sub, row) or time.monotonic() - started > DRAIN_S:
+                    if (not await self._attempt(sub, row) or self.stopping
+                            or time.monotonic() - started > DRAIN_S):
                         return attempts
                 if len(rows) < PAGE:
                     return attempts

@@ -18,6 +18,9 @@ from hub.db import now
 
 log = logging.getLogger("hub.loops")
 MAX_SLEEP_S = 5.0  # never sleep longer: the wall clock is read afresh, jumps only shift work
+# on SIGTERM a loop ends the pass it is in (a message being handed to the SMTP server, a webhook
+# being posted) for up to this long, then is cancelled; what it had claimed waits for its lease
+STOP_GRACE_S = 20.0
 
 
 def seconds_until(due: datetime | None, cap: float = MAX_SLEEP_S) -> float:
@@ -44,9 +47,15 @@ class WakeableLoop(ABC):
 
     def __init__(self) -> None:
         self._wake = asyncio.Event()
+        self.stopping = False
 
     def wake(self) -> None:
         """Look again now (something was added that may be due)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the pass in progress (taking no new work where a pass loops), then return."""
+        self.stopping = True
         self._wake.set()
 
     @abstractmethod
@@ -58,11 +67,13 @@ class WakeableLoop(ABC):
         """Seconds until the next thing falls due."""
 
     async def run(self) -> None:
-        """Pass, sleep until the next one is due or a wake-up, again; until cancelled."""
-        while True:
+        """Pass, sleep until the next one is due or a wake-up, again; until stopped."""
+        while not self.stopping:
             self._wake.clear()  # before looking: a wake-up during the pass is not lost
             try:
                 await self.run_pass()
+                if self.stopping:
+                    return
                 delay = await self.next_due_in()
             except Exception:
                 log.exception("%s pass failed; the next one retries", self.name)
@@ -75,6 +86,21 @@ class Runs(Protocol):
     def run(self) -> Coroutine[Any, Any, None]: ...
 
 
+async def stop_gracefully(runner: Runs, task: asyncio.Task[None]) -> None:
+    """Ask a loop that can stop to finish what it is doing, wait up to STOP_GRACE_S for it,
+    then cancel it (at once for a loop that only waits, such as an IMAP IDLE)."""
+    stop = getattr(runner, "stop", None)
+    if stop is not None and not task.done():
+        stop()
+        done, _ = await asyncio.wait({task}, timeout=STOP_GRACE_S)
+        if not done:
+            log.warning("%s did not finish within %.0f s of the stop; cancelled",
+                        getattr(runner, "name", "loop"), STOP_GRACE_S)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def while_running(
     get: Callable[[web.Application], Runs | None],
 ) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -85,9 +111,7 @@ def while_running(
         runner = get(app)
         task = asyncio.create_task(runner.run()) if runner is not None else None
         yield
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if runner is not None and task is not None:
+            await stop_gracefully(runner, task)
 
     return running

@@ -47,6 +47,9 @@ class Metrics:
         )
         self.online = Gauge("hub_managers_online", "Managers connected to the live stream",
                             registry=self.registry)
+        self.webhooks_in_progress = Gauge(
+            "hub_webhooks_in_progress", "Provider webhooks being handled right now",
+            registry=self.registry)
 
     def http(self, route: str, method: str, status: int) -> tuple[Any, Any]:
         """The request counter and timer of a route (labelled children cached: a hot path)."""

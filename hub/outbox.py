@@ -215,7 +215,7 @@ class OutboxWorker(WakeableLoop):
             # a batch is sent concurrently, each send within SEND_DEADLINE_S: well inside LEASE
             await asyncio.gather(*(self._send(row) for row in rows))
             claimed += len(rows)
-            if len(rows) < BATCH:
+            if len(rows) < BATCH or self.stopping:
                 return claimed
 
     async def _send(self, row: Row) -> None:

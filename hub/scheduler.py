@@ -120,7 +120,7 @@ class Scheduler(WakeableLoop):
                 delivery.kick()
                 await self._announce(rows, at)
             fired += len(rows)
-            if len(rows) < BATCH:
+            if len(rows) < BATCH or self.stopping:
                 return fired
 
     async def _claim(self, at: datetime) -> tuple[list[Row], datetime]:
@@ -152,7 +152,7 @@ class Scheduler(WakeableLoop):
             if rows:
                 await self._tell_admins(rows)
             escalated += len(rows)
-            if len(rows) < BATCH:
+            if len(rows) < BATCH or self.stopping:
                 return escalated
 
     async def _tell_admins(self, rows: list[Row]) -> None:
