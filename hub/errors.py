@@ -93,6 +93,15 @@ class BusyError(HubError):
     headers = {"Retry-After": "1"}  # providers and clients retry; tell them when
 
 
+class RateLimitError(HubError):
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(max(int(retry_after), 1))}
+
+
 class DeliveryError(HubError):
     status = 502
     code = "delivery_failed"

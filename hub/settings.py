@@ -172,6 +172,9 @@ class Settings(Section):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # a guard against overload, not a throttle: at 1,000 events/s on SQLite, bursts passed 64
     max_inflight_webhooks: int = Field(default=256, ge=1, le=100_000)
+    # requests a second one address may send to one provider's webhook, per hub process, with
+    # bursts of twice that (a retry storm or a runaway PBX gets 429 + Retry-After); 0: no limit
+    webhook_rate_per_source: int = Field(default=1000, ge=0, le=1_000_000)
     log_level: str = "INFO"
     # a call still ringing this long after it began is taken as ended unanswered: a provider
     # lost its end, and a missed call must still open its call-back reminder

@@ -113,6 +113,7 @@ CONTRACT_ENV = [
     ),
     ("HUB_MAX_BODY_BYTES", "2048", ("max_body_bytes",), 2048),
     ("HUB_MAX_INFLIGHT_WEBHOOKS", "64", ("max_inflight_webhooks",), 64),
+    ("HUB_WEBHOOK_RATE_PER_SOURCE", "0", ("webhook_rate_per_source",), 0),
     ("HUB_LOG_LEVEL", "debug", ("log_level",), "DEBUG"),
     ("HUB_STALE_CALL_MINUTES", "45", ("stale_call_minutes",), 45),
     ("HUB_REMINDER_ESCALATE_MINUTES", "90", ("reminder_escalate_minutes",), 90),

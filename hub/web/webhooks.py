@@ -9,14 +9,24 @@ from aiohttp import web
 
 from channels import ADAPTERS
 from channels.base import Adapter, InboundRequest
-from hub.errors import BusyError, HubError, MediaTypeError, NotFoundError, SignatureError
+from hub.errors import (
+    BusyError,
+    HubError,
+    MediaTypeError,
+    NotFoundError,
+    RateLimitError,
+    SignatureError,
+)
 from hub.keys import INFLIGHT, METRICS, PIPELINE, REGISTRY, SETTINGS
+from hub.web.throttle import WebhookLimits
 
 log = logging.getLogger("hub.web.webhooks")
+LIMITS: web.AppKey[WebhookLimits] = web.AppKey("webhook_limits", WebhookLimits)
 
 
 def setup_webhook_routes(app: web.Application) -> None:
     """Route every path each adapter declares to the shared view."""
+    app[LIMITS] = WebhookLimits(app[SETTINGS].webhook_rate_per_source)
     for cls in ADAPTERS:
         for path in cls.paths:
             app.router.add_post(path, _view(cls.name))
@@ -43,6 +53,9 @@ def _view(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         adapter = request.app[REGISTRY].get(name)
         if adapter is None:
             raise NotFoundError(f"{name} is not configured on this hub")
+        if wait := request.app[LIMITS].wait(name, request.remote):
+            request.app[METRICS].webhook_rejected.labels(name, "rate").inc()
+            raise RateLimitError(f"too many requests from {request.remote}; retry later", wait)
         inflight = request.app[INFLIGHT]
         if inflight.count >= request.app[SETTINGS].max_inflight_webhooks:
             # shed load early: a provider retries a 503, and a bounded queue keeps the
