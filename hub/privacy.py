@@ -172,7 +172,31 @@ async def _erase(conn: BaseDBAsyncClient, ids: list[int]) -> dict[str, int]:
         conn).delete() if telegram_ids else 0
     await LinkToken.filter(kind="client", target_id__in=ids).using_db(conn).delete()
     counts["merges"] = await _erase_merges(conn, ids)
+    counts["webhook_events"] = await _erase_webhook_events(conn, ids)
     return counts
+
+
+_PG_ERASE_EVENTS = """
+UPDATE webhook_event SET payload = json_build_object(
+    'client', json_build_object('id', (payload::jsonb #>> '{client,id}')::bigint),
+    'erased', true)::text
+WHERE (payload::jsonb #>> '{client,id}')::bigint = ANY($1::bigint[])
+   OR (payload::jsonb ->> 'merged_id')::bigint = ANY($1::bigint[])
+RETURNING id"""
+
+
+async def _erase_webhook_events(conn: BaseDBAsyncClient, ids: list[int]) -> int:
+    """Outgoing webhook events about these cards (kept until delivered and `keep_days` past)
+    carry the card and the entry: their data becomes {"client": {"id": ...}, "erased": true}.
+    A delivery still pending sends that. Events are pruned, so the scan stays short."""
+    if is_postgres(conn):
+        return len(await conn.execute_query_dict(_PG_ERASE_EVENTS, [ids]))
+    marks = ", ".join("?" * len(ids))
+    card = "json_extract(payload, '$.client.id')"
+    sql = (f"UPDATE webhook_event SET payload = json_object('client', json_object('id', {card}), "  # noqa: S608 (markers only)
+           f"'erased', json('true')) WHERE {card} IN ({marks}) "
+           f"OR json_extract(payload, '$.merged_id') IN ({marks}) RETURNING id")
+    return len(await conn.execute_query_dict(sql, [*ids, *ids]))
 
 
 async def _erase_merges(conn: BaseDBAsyncClient, ids: list[int]) -> int:

@@ -82,7 +82,10 @@ async def call(client: Any, call_id: str, *events: tuple[str, dict[str, Any]]) -
 async def person(client: Any, admin: dict[str, Any]) -> tuple[int, int]:
     """A card of Пётр Иванов: a call (answered, recorded) makes it, an e-mail makes a second
     card that is merged into it; a name, address, Telegram id, note, reminder, mail waiting to
-    go out and a Telegram chat. (survivor id, merged-away id)"""
+    go out and a Telegram chat; an outgoing webhook subscription records events about it all.
+    (survivor id, merged-away id)"""
+    await api(client, admin, "POST", "/api/webhooks",
+              {"url": "https://erp.example/hook", "events": ["*"]}, 201)
     card_id = await call(client, "pbx-1", ("ringing", {}), (
         "answered", {"timestamp": "2026-11-22T10:00:05+00:00"}), (
         "ended", {"timestamp": "2026-11-22T10:01:05+00:00", "duration": 60}), (
@@ -192,14 +195,16 @@ async def test_erase_leaves_nothing_that_names_the_person(
             ("identity", "value"), ("interaction", "text"), ("interaction", "meta"),
             ("call", "remote_phone"), ("call", "recording_url"), ("call", "events"),
             ("outbox", "to_address"), ("reminder", "text"), ("merge", "moved"),
-            ("telegram_chat", "user_id"), ("link_token", "used_by")} <= found  # the scan works
+            ("telegram_chat", "user_id"), ("link_token", "used_by"),
+            ("webhook_event", "payload")} <= found  # the scan works
     before = await kinds_of([card_id, other_id])
     cards_before = await Client.all().count()
     body = {"reason": "request of 2026-12-01 by e-mail", "confirm": card_id}
     data = await api(hub, admin, "POST", f"/api/clients/{card_id}/erase", body)
     assert data["client_id"] == card_id
     assert data["erased"] == {"cards": 2, "identities": 3, "interactions": 4, "calls": 2,
-                              "outbox": 1, "reminders": 2, "telegram_chats": 1, "merges": 1}
+                              "outbox": 1, "reminders": 2, "telegram_chats": 1, "merges": 1,
+                              "webhook_events": 6}
 
     assert leaks(await everything_in_the_database()) == []
     assert await kinds_of([card_id, other_id]) == before  # aggregate counts hold
