@@ -304,6 +304,13 @@ def _call_reminders(client: ClientRef, change: calls.CallChange, when: datetime)
         yield from reminders.on_missed_call_revoked(client.id, when)
     if change.after.was_answered and not (change.before and change.before.was_answered):
         yield from reminders.on_connected_call(client.id, started, when)
+    before = change.before
+    if before is not None and started < before.started_at:  # its ringing came late
+        if change.after.was_answered and before.was_answered:
+            yield from reminders.on_connected_call_moved(
+                client.id, client.manager_id, started, before.started_at, when)
+        elif missed and was:
+            yield from reminders.on_missed_call_moved(client.id, when)
 
 
 def _card_made(

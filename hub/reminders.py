@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hub.db import Program, Stmt
+from hub.db import Program, Stmt, as_datetime
 from hub.models import ReminderStatus
 
 MISSED_CALL = "missed_call"
@@ -70,3 +70,53 @@ def on_missed_call_revoked(client_id: int, when: datetime) -> Program[None]:
     else:
         yield Stmt("UPDATE reminder SET status = ?, done_at = ? WHERE id = ?",
                    (ReminderStatus.DONE.value, when, rows[0]["id"]))
+
+
+# A call's ringing may arrive after its answer or hang-up: until then the call seems to begin
+# later than it did, and the two rules above compared the other calls with that later time.
+# When the ringing moves a call back to its real start, what is owed is settled again.
+_OWED = (
+    "FROM call k WHERE k.client_id = ? AND k.direction = 'inbound' AND k.state = 'ended' "
+    "AND k.was_answered = ? AND NOT EXISTS (SELECT 1 FROM call a WHERE a.client_id = ? "
+    "AND a.was_answered = ? AND a.started_at > k.started_at)"
+)
+
+
+def on_connected_call_moved(
+    client_id: int, manager_id: int | None, earlier: datetime, later: datetime, when: datetime
+) -> Program[None]:
+    """A connected call began at `earlier`, not `later`: the missed calls between the two,
+    which it seemed to have reached (or whose reminder it closed), are owed a call-back after
+    all, unless another connected call came after them."""
+    rows = yield Stmt(
+        f"SELECT COUNT(*) AS n, MAX(k.started_at) AS latest {_OWED} "  # noqa: S608
+        "AND k.started_at > ? AND k.started_at < ?",
+        (client_id, False, client_id, True, earlier, later),
+    )
+    latest = as_datetime(rows[0]["latest"]) if rows else None
+    if latest is None or (yield _find_open(client_id)):
+        return
+    yield Stmt(
+        "INSERT INTO reminder (client_id, manager_id, due_at, text, status, origin, count, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (client_id, manager_id, min(latest, when), "Call back: missed call",
+         ReminderStatus.PENDING.value, MISSED_CALL, int(rows[0]["n"]), when),
+    )
+
+
+def on_missed_call_moved(client_id: int, when: datetime) -> Program[None]:
+    """A missed call began earlier than it seemed: a connected call may have reached the
+    client after it. The open reminder closes when nothing is owed any more; else it falls
+    due from the latest call still owed (a connected call closes it by that time)."""
+    found = yield _find_open(client_id)
+    if not found:
+        return
+    rows = yield Stmt(f"SELECT MAX(k.started_at) AS latest {_OWED}",  # noqa: S608
+                      (client_id, False, client_id, True))
+    latest = as_datetime(rows[0]["latest"]) if rows else None
+    if latest is None:
+        yield Stmt("UPDATE reminder SET status = ?, done_at = ? WHERE id = ?",
+                   (ReminderStatus.DONE.value, when, found[0]["id"]))
+    else:
+        yield Stmt("UPDATE reminder SET due_at = ? WHERE id = ?",
+                   (min(latest, when), found[0]["id"]))

@@ -1,0 +1,80 @@
+"""Found by the chaos run (tests/chaos/calls.py): two calls from one number that overlap (an
+office line calls again while a first call is still going on), their events shuffled. A
+connected call whose ringing arrives late is first dated by its answer or hang-up, so for a
+while it seems to start after a missed call that really came after it. The missed call then
+opened no call-back reminder, or the one it had opened was closed, and when the ringing came
+and moved the connected call back to its real start nothing was owed any more: the client who
+was not called back disappeared from the reminders. A call-back must be owed whatever order
+the news arrives in: when the client's latest unanswered call began after their latest
+connected one."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hub.events import CallEvent, CallOutcome, CallState, Direction, Party
+from hub.models import Call, Interaction, ProcessedEvent, Reminder
+from hub.pipeline import Pipeline
+
+T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+pytestmark = pytest.mark.usefixtures("orm")
+
+
+def event(call_id: str, state: CallState, seconds: int,
+          outcome: CallOutcome | None = None) -> CallEvent:
+    return CallEvent(source="generic", call_id=call_id, state=state,
+                     direction=Direction.INBOUND, remote=Party(phone="+79123456789"),
+                     occurred_at=T0 + timedelta(seconds=seconds), line="+74950000000",
+                     outcome=outcome)
+
+
+# "ok" connects at 0 and lasts ten minutes; "m" rings at 100 while it goes on, and nobody
+# answers: the client is owed a call-back. Below, "m" rings from 100 to 400 unanswered while
+# "ok2" (300) connects: the client was reached after "m" began, nothing is owed.
+OWED = [
+    event("ok", CallState.RINGING, 0),
+    event("ok", CallState.ANSWERED, 5),
+    event("ok", CallState.ENDED, 600, CallOutcome.ANSWERED),
+    event("m", CallState.RINGING, 100),
+    event("m", CallState.ENDED, 130, CallOutcome.MISSED),
+]
+NOT_OWED = [
+    event("m", CallState.RINGING, 100),
+    event("m", CallState.ENDED, 400, CallOutcome.MISSED),
+    event("ok2", CallState.RINGING, 300),
+    event("ok2", CallState.ANSWERED, 305),
+    event("ok2", CallState.ENDED, 350, CallOutcome.ANSWERED),
+]
+
+
+async def open_after(order: tuple[CallEvent, ...]) -> list[int]:
+    await Reminder.all().delete()
+    await Call.all().delete()
+    await Interaction.all().delete()
+    await ProcessedEvent.all().delete()
+    pipeline = Pipeline("RU")
+    for item in order:
+        await pipeline.ingest(item)
+    return list(await Reminder.filter(status__in=["pending", "fired"])
+                .values_list("count", flat=True))
+
+
+def orders(events: list[CallEvent], late: int, early: int) -> list[tuple[CallEvent, ...]]:
+    """24 orders (seeded) in which events[late] (a ringing) arrives after events[early]."""
+    found = [order for order in itertools.permutations(events)
+             if order.index(events[late]) > order.index(events[early])]
+    return random.Random(8).sample(found, 24)
+
+
+async def test_a_call_back_stays_owed_when_the_connected_calls_ringing_comes_late() -> None:
+    for order in orders(OWED, 0, 4):  # ok's ringing after m's end
+        assert await open_after(order) == [1], [(e.call_id, e.state.value) for e in order]
+
+
+async def test_no_call_back_is_owed_when_the_missed_calls_ringing_comes_late() -> None:
+    for order in orders(NOT_OWED, 0, 1):  # m's ringing after its end
+        assert await open_after(order) == [], [(e.call_id, e.state.value) for e in order]
