@@ -25,7 +25,7 @@ from tests.chaos.faults import (
     PrivatePostgres,
     Report,
     as_dict,
-    cards_without_identity,
+    expect_one_card_each,
     hub_env,
     keep_alive,
     query,
@@ -251,13 +251,8 @@ async def check_calls(database_url: str, plan: list[PlannedCall], report: Report
                       "answered_at, ended_at, duration_s, recording_url, events, client_id, "
                       "interaction_id, remote_phone FROM call")}
     report.expect("call rows", len(rows), len(plan))
-    owners = {r["value"]: r["client_id"] for r in await query(
-        database_url, "SELECT value, client_id FROM identity WHERE kind = 'phone'")}
-    phones = {c.phone for c in plan}
-    report.expect("callers with a card", sum(1 for p in phones if p in owners), len(phones))
-    report.expect("distinct cards of the callers", len({owners.get(p) for p in phones}),
-                  len(phones))
-    report.expect("cards without any identity", await cards_without_identity(database_url), 0)
+    owners = await expect_one_card_each(
+        report, database_url, "phone", "callers", {c.phone for c in plan})
     wrong: Counter[str] = Counter()
     examples: list[str] = []
     events_stored = 0

@@ -377,3 +377,16 @@ async def cards_without_identity(database_url: str) -> int:
     rows = await query(database_url, "SELECT COUNT(*) AS n FROM client c WHERE NOT EXISTS "
                                      "(SELECT 1 FROM identity i WHERE i.client_id = c.id)")
     return int(rows[0]["n"])
+
+
+async def expect_one_card_each(report: Report, database_url: str, kind: str, who: str,
+                               values: set[str]) -> dict[str, Any]:
+    """Each of `values` (phones or addresses, identities of `kind`) has a card, a card of its
+    own, and no card was left without an identity; each identity's card id."""
+    owners = {r["value"]: r["client_id"] for r in await query(
+        database_url, f"SELECT value, client_id FROM identity WHERE kind = '{kind}'")}  # noqa: S608
+    report.expect(f"{who} with a card", sum(1 for v in values if v in owners), len(values))
+    report.expect(f"distinct cards of the {who}", len({owners.get(v) for v in values}),
+                  len(values))
+    report.expect("cards without any identity", await cards_without_identity(database_url), 0)
+    return owners

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from tests.chaos.faults import HubProcess, Report, cards_without_identity, hub_env, query
+from tests.chaos.faults import HubProcess, Report, expect_one_card_each, hub_env, query
 from tests.mailservers import HOST, Dovecot, MailServerError, TcpProxy, mail_dir
 
 MAILBOX = "crm@example.test"
@@ -177,13 +177,8 @@ async def check_mail(database_url: str, plan: list[Planned], report: Report) -> 
     doubled = [m for m, n in per_message.items() if n > 1]
     report.expect("messages without an entry", len(missing), 0)
     report.expect("messages with more than one entry", len(doubled), 0)
-    owners = {r["value"]: r["client_id"] for r in await query(
-        database_url, "SELECT value, client_id FROM identity WHERE kind = 'email'")}
-    senders = {p.sender for p in plan}
-    report.expect("senders with a card", sum(1 for s in senders if s in owners), len(senders))
-    report.expect("distinct cards of the senders", len({owners.get(s) for s in senders}),
-                  len(senders))
-    report.expect("cards without any identity", await cards_without_identity(database_url), 0)
+    owners = await expect_one_card_each(
+        report, database_url, "email", "senders", {p.sender for p in plan})
     by_id: dict[str, Any] = defaultdict(list)
     for entry in entries:
         by_id[str(entry["external_id"]).strip("<>")].append(entry["client_id"])
