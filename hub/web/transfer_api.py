@@ -22,8 +22,9 @@ from hub.errors import MediaTypeError, NotFoundError, TooLargeError, ValidationE
 from hub.importing import export_rows, import_rows, write_xlsx
 from hub.keys import SETTINGS
 from hub.models import ImportJob
+from hub.privacy import audit
 from hub.sheets import SheetReader, parse_map
-from hub.web.auth import require_admin
+from hub.web.auth import current_manager, require_admin
 
 log = logging.getLogger("hub.web.imports")
 routes = web.RouteTableDef()
@@ -148,6 +149,9 @@ async def export_clients(request: web.Request) -> web.Response:
     if kind not in ("csv", "xlsx"):
         raise ValidationError("format: use csv or xlsx", field="format")
     header, rows = await export_rows()
+    # the whole client base leaving the hub: who took it, and when, is kept
+    await audit(current_manager(request), "clients.exported", "client", None,
+                {"format": kind, "rows": len(rows)})
     if kind == "csv":
         text = io.StringIO()
         writer = csv.writer(text, delimiter=";")

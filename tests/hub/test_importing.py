@@ -17,7 +17,7 @@ from openpyxl import Workbook, load_workbook
 from hub.db import now
 from hub.importing import export_file, import_rows
 from hub.managers import create_manager
-from hub.models import Client, Identity, Interaction
+from hub.models import AuditLog, Client, Identity, Interaction
 from hub.sheets import read_sheet
 from tests.helpers import call_body, post_call
 from tests.test_cli import run_hub
@@ -164,6 +164,13 @@ async def test_the_api_exports_csv_and_xlsx(
     assert (await client.get("/api/clients/export")).status == 401
     bad = await client.get("/api/clients/export?format=pdf", headers=manager["headers"])
     assert bad.status == 422
+    # each export of the whole base is in the audit log, with who took it (never the data)
+    logged = await AuditLog.filter(action="clients.exported").order_by("id").values(
+        "manager_id", "target_type", "target_id", "detail")
+    cards = await Client.all().count()
+    assert logged == [
+        {"manager_id": manager["manager"].id, "target_type": "client", "target_id": None,
+         "detail": {"format": kind, "rows": cards}} for kind in ("csv", "xlsx")]
 
 
 def test_the_progress_bar_knows_the_size_of_the_file(tmp_path: Path) -> None:
