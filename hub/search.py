@@ -131,7 +131,9 @@ async def list_clients(
         base.add("c.activity_at < ?", idle_since)
     if cursor:
         at, last_id = decode_keyset(cursor, 2**31)
-        base.add("(c.activity_at < ? OR (c.activity_at = ? AND c.id < ?))", at, at, last_id)
+        # the `<=` bound lets the index start at the cursor (the OR alone walks it from the top)
+        base.add("c.activity_at <= ? AND (c.activity_at < ? OR (c.activity_at = ? AND c.id < ?))",
+                 at, at, at, last_id)
     match = _match(q, region, conn) if q and q.strip() else None
     ids = await _newest_window(conn, base, match, limit) if match and match.scan else None
     if ids is None:

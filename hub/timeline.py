@@ -120,7 +120,11 @@ async def page(
     query = Interaction.filter(client_id=client_id)
     if cursor:
         at, last_id = decode_keyset(cursor, 2**63)
-        query = query.filter(Q(occurred_at__lt=at) | Q(occurred_at=at, id__lt=last_id))
+        # the `<=` bound alone is what lets the index start at the cursor: with the OR only,
+        # SQLite and PostgreSQL walk the card's index from its newest entry down to the cursor
+        query = query.filter(occurred_at__lte=at).filter(
+            Q(occurred_at__lt=at) | Q(occurred_at=at, id__lt=last_id)
+        )
     items = await query.order_by("-occurred_at", "-id").limit(limit + 1)
     more = len(items) > limit
     items = items[:limit]
