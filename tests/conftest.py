@@ -122,7 +122,12 @@ async def _truncate() -> None:
                   "processed_event, merge, offer_template, outbox, mailbox_state, telegram_chat, "
                   "link_token, import_job, webhook, webhook_event, webhook_delivery, web_session, "
                   "audit_log")
-        await conn.execute_script(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        # DELETE, not TRUNCATE: on tables this small it takes ~0.3 ms against ~100 ms (TRUNCATE
+        # makes new files for every table); with the foreign key triggers off, in any order
+        deletes = "; ".join(f"DELETE FROM {table.strip()}" for table in tables.split(","))
+        await conn.execute_script(
+            f"BEGIN; SET LOCAL session_replication_role = replica; {deletes}; COMMIT; "
+            "SELECT setval(c.oid::regclass, 1, false) FROM pg_class c WHERE c.relkind = 'S'")
 
 
 @pytest_asyncio.fixture
