@@ -215,7 +215,13 @@ def _date(raw: str | None) -> datetime | None:
         return None
     if value is None:  # pragma: no cover - older Pythons returned None
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        value.astimezone(UTC)
+    except OverflowError:  # the edge of the calendar in another zone: no time in UTC
+        return None
+    return value
 
 
 _BARE_ADDR = re.compile(r"[^\s<>()\[\]\",;:@]+@[^\s<>()\[\]\",;:@]+")

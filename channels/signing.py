@@ -14,8 +14,15 @@ def hmac_hex(key: str | bytes, message: bytes, digest: str = "sha256") -> str:
 
 def require_equal(expected: str, given: str | None) -> None:
     """Raise SignatureError unless the two match; the comparison takes constant time."""
-    if not given or not hmac.compare_digest(expected.encode(), given.strip().encode()):
+    if not given or not hmac.compare_digest(expected.encode(), header_bytes(given.strip())):
         raise SignatureError("signature does not match")
+
+
+def header_bytes(value: str) -> bytes:
+    """A received header value as bytes to compare. Bytes that were not UTF-8 reach us as
+    surrogate escapes (aiohttp decodes headers so), which a plain encode() refuses; they
+    simply never match."""
+    return value.encode("utf-8", "surrogatepass")
 
 
 def _bytes(value: str | bytes) -> bytes:

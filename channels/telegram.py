@@ -22,6 +22,7 @@ from aiogram.enums import ChatType
 from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, User
 
+from hub.errors import ValidationError
 from hub.events import Attachment, MessageEvent, Party
 
 if TYPE_CHECKING:
@@ -74,7 +75,10 @@ def message_event(
     if user.language_code:  # the card's language picks an offer's variant
         fields.setdefault("language", user.language_code)
     stamp = message.edit_date  # aiogram keeps it as Unix time (int)
-    edited = datetime.fromtimestamp(stamp, UTC) if stamp else None
+    try:
+        edited = datetime.fromtimestamp(stamp, UTC) if stamp else None
+    except (OverflowError, OSError, ValueError):  # past year 9999: no real edit
+        raise ValidationError("edited_message.edit_date: out of range") from None
     return MessageEvent(
         source=SOURCE,
         channel="telegram",

@@ -58,6 +58,7 @@ from channels.base import (
 )
 from channels.forms import FORM_TYPES, form_fields, form_pairs, require
 from channels.http import request_json
+from channels.signing import header_bytes
 from hub.errors import PayloadError, SignatureError, ValidationError
 from hub.events import CallEvent, CallOutcome, CallState, Direction, HubEvent, Party
 
@@ -143,7 +144,7 @@ class TwilioAdapter(Adapter):
             pairs = form_pairs(request)
             account = dict(reversed(pairs)).get("AccountSid")
         if not given or not any(hmac.compare_digest(signature(token, url, pairs).encode(),
-                                                    given.strip().encode())
+                                                    header_bytes(given.strip()))
                                 for url in url_variants(request.url)):
             raise SignatureError("signature does not match")
         ours = secret(self._config.account_sid)

@@ -49,6 +49,7 @@ from channels.base import (
 from channels.base import secret as plain
 from channels.forms import FORM_TYPES, form_fields, require
 from channels.http import request_json
+from channels.signing import header_bytes
 from hub.errors import DeliveryError, PayloadError, SignatureError, ValidationError
 from hub.events import CallEvent, CallOutcome, CallState, Direction, HubEvent, Party
 from hub.identity import ANONYMOUS
@@ -149,7 +150,7 @@ class ZadarmaAdapter(Adapter):
         key = plain(self.settings.secret)
         hexed = _hmac_hex(key, text)
         raw = base64.b64encode(bytes.fromhex(hexed)).decode()
-        ok = [hmac.compare_digest(given.encode(), candidate.encode())
+        ok = [hmac.compare_digest(header_bytes(given), candidate.encode())
               for candidate in (base64.b64encode(hexed.encode()).decode(), raw)]
         if not any(ok):
             raise SignatureError("signature does not match")

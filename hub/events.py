@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from hub.errors import ValidationError
+
 
 def utc(value: datetime) -> datetime:
     """An aware UTC time (naive values are taken as UTC): every stored time is UTC, so that
@@ -31,7 +33,10 @@ def _normalize(event: Any) -> None:
     retry it forever)."""
     for f in fields(event):
         value = getattr(event, f.name)
-        clean = utc(value) if isinstance(value, datetime) else _without_nul(value)
+        try:
+            clean = utc(value) if isinstance(value, datetime) else _without_nul(value)
+        except OverflowError:  # e.g. 9999-12-31T23:59-10:00: no such time in UTC
+            raise ValidationError(f"{f.name}: the time is out of range") from None
         if clean is not value:
             object.__setattr__(event, f.name, clean)
 

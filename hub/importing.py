@@ -370,12 +370,17 @@ async def export_file(path: Path) -> int:
 
 
 def write_xlsx(target: Any, header: list[str], rows: list[list[str]]) -> None:
-    """An .xlsx with one sheet (openpyxl, write-only: rows streamed, memory flat)."""
+    """An .xlsx with one sheet (openpyxl, write-only: rows streamed, memory flat). Control
+    characters a worksheet cannot hold (a name typed with an escape in it) are left out."""
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def clean(values: list[str]) -> list[str]:
+        return [ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in values]
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("clients")
-    sheet.append(header)
+    sheet.append(clean(header))
     for row in rows:
-        sheet.append(row)
+        sheet.append(clean(row))
     book.save(target)

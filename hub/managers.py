@@ -19,8 +19,9 @@ TOKEN_PREFIX = "hub_"  # noqa: S105 (a prefix, not a secret)
 
 
 def hash_token(token: str) -> str:
-    """The stored form of a token (256 random bits need no slow hash)."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    """The stored form of a token (256 random bits need no slow hash). A presented value with
+    bytes that were not UTF-8 (surrogate escapes) hashes too, and matches nothing."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 async def create_manager(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -44,6 +45,7 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
     Update,
 )
+from aiogram.types.update import UpdateTypeLookupError
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 from tortoise import connections
@@ -318,13 +320,24 @@ class _WebhookHandler(SimpleRequestHandler):
     """aiogram's handler, with the hub's JSON errors, and the answer only once the update is
     stored (a failure is a 500, and Telegram delivers the update again)."""
 
+    def verify_secret(self, telegram_secret_token: str, bot: Bot) -> bool:
+        """Compared as bytes: a header with non-ASCII bytes is a wrong secret, not an error
+        (aiogram's own comparison raises TypeError on non-ASCII text)."""
+        if not self.secret_token:
+            return True
+        return hmac.compare_digest(telegram_secret_token.encode("utf-8", "surrogatepass"),
+                                   self.secret_token.encode())
+
     async def handle(self, request: web.Request) -> web.Response:
         bot = await self.resolve_bot(request)
         if not self.verify_secret(request.headers.get(SECRET_HEADER, ""), bot):
             raise SignatureError(f"bad or missing {SECRET_HEADER}")
         try:
             data = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError) as exc:
+            # Telegram's text is Unicode: a lone surrogate escape (\ud800) cannot be stored
+            # or sent back, so such an update is refused here rather than failing later
+            json.dumps(data, ensure_ascii=False).encode()
+        except (ValueError, UnicodeDecodeError) as exc:  # UnicodeEncodeError is a ValueError
             raise PayloadError(f"body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise PayloadError("body must be a JSON object")
@@ -334,6 +347,10 @@ class _WebhookHandler(SimpleRequestHandler):
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
             raise ValidationError(f"{where}: {err['msg']}") from None
+        try:
+            update.event_type  # noqa: B018 - raises for an update of no type aiogram knows
+        except UpdateTypeLookupError:
+            return web.json_response({})  # a newer Bot API's update: nothing for the hub
         await self.dispatcher.feed_update(bot, update, **self.data)
         return web.json_response({})
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from hub.errors import AuthError, HubError
 from hub.keys import MANAGER, METRICS
@@ -50,6 +51,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status < 400:
             raise
         return _http_error(exc)
+    except HttpProcessingError as exc:
+        # aiohttp refused a part of the body while the handler read it (a multipart part's
+        # header with control characters, a broken chunk): the client's mistake, not ours
+        status = exc.code if 400 <= exc.code < 500 else 400
+        return error_response(status, _HTTP_CODES.get(status, "malformed"),
+                              "the request body is malformed")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal error; it was logged")

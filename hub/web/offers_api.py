@@ -19,7 +19,7 @@ from hub.keys import BUS, SETTINGS
 from hub.outbox import OUTBOX, OutboxWorker, Sender, queue_email, requeue
 from hub.schemas import MessageCreate, OfferCreate
 from hub.web.auth import current_manager
-from hub.web.inputs import read_body
+from hub.web.inputs import path_id, read_body
 
 routes = web.RouteTableDef()
 CHANNELS = ("email", "telegram")
@@ -76,7 +76,7 @@ async def _queue(
 @routes.post(r"/api/clients/{id:\d+}/offers")
 async def send_offer(request: web.Request) -> web.Response:
     """Render a template for the card and queue it; 202 with the queued timeline entry."""
-    client_id = int(request.match_info["id"])
+    client_id = path_id(request)
     data = await read_body(request, OfferCreate)
     _check_channel(data.channel)
     card = await clients.serialize(await clients.get_client(client_id))
@@ -105,7 +105,7 @@ async def send_offer(request: web.Request) -> web.Response:
 async def send_message(request: web.Request) -> web.Response:
     """A manager's message; an e-mail answers the client's latest one (its thread, its
     address). 202 with the queued timeline entry."""
-    client_id = int(request.match_info["id"])
+    client_id = path_id(request)
     data = await read_body(request, MessageCreate)
     _check_channel(data.channel)
     card = await clients.serialize(await clients.get_client(client_id))
@@ -162,7 +162,7 @@ def _default_subject(request: web.Request, text: str) -> str:
 async def retry_send(request: web.Request) -> web.Response:
     """Send a failed offer, e-mail or reminder notice again; 202 with the entry (queued
     again), 409 unless it had failed, 404 for an entry that was never sent."""
-    interaction_id = int(request.match_info["id"])
+    interaction_id = path_id(request)
     entry = await run_program(lambda: requeue(interaction_id, now()))
     if entry is None:
         exists = await execute(connections.get("default"), Stmt(

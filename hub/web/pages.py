@@ -27,6 +27,7 @@ from hub.errors import GoneError, NotFoundError
 from hub.keys import MANAGER, SETTINGS, WEB_SESSION
 from hub.models import ClientStatus, Interaction, Manager, Reminder, ReminderStatus, Role
 from hub.web.auth import check_csrf, current_manager
+from hub.web.inputs import MAX_ID, path_id
 from hub.web.throttle import FailedLogins
 
 routes = web.RouteTableDef()
@@ -343,7 +344,8 @@ async def clients_page(request: web.Request) -> web.StreamResponse:
 
 
 def _int(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() and len(raw) < 10 else None
+    # isascii: "²" is a digit to isdigit() but not to int()
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 10 else None
 
 
 def _cursor(raw: str | None) -> str | None:
@@ -361,7 +363,7 @@ def _cursor(raw: str | None) -> str | None:
 async def card_page(request: web.Request) -> web.StreamResponse:
     """The card: its fields on the left, the timeline on the right, the buttons on top."""
     try:
-        client = await clients.get_client(int(request.match_info["id"]))
+        client = await clients.get_client(path_id(request))
     except GoneError as gone:
         raise web.HTTPSeeOther(f"/clients/{gone.extra.get('merged_into')}") from None
     except (NotFoundError, ValueError):
@@ -388,8 +390,9 @@ async def _recent_merges(client_id: int) -> list[dict[str, Any]]:
 async def entries_fragment(request: web.Request) -> web.StreamResponse:
     """Timeline entries as HTML, rendered like the page's: `cursor` for the next page, or `ids`
     for entries the live stream announced."""
-    client_id = int(request.match_info["id"])
-    ids = [int(i) for i in request.query.get("ids", "").split(",") if i.isdigit()][:50]
+    client_id = path_id(request)
+    ids = [int(i) for i in request.query.get("ids", "").split(",")
+           if i.isascii() and i.isdigit() and int(i) <= MAX_ID][:50]
     if ids:
         rows = await Interaction.filter(id__in=ids, client_id=client_id).order_by(
             "-occurred_at", "-id")

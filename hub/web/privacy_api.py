@@ -19,6 +19,7 @@ from hub.web.auth import require_admin
 from hub.web.inputs import MAX_BIG_ID, parse_cursor, path_id, query_int, query_text, read_body
 
 routes = web.RouteTableDef()
+TARGET_TYPE_MAX = 32  # the audit log's column
 
 
 class EraseRequest(pydantic.BaseModel):
@@ -61,6 +62,9 @@ async def list_audit(request: web.Request) -> web.Response:
     require_admin(request)
     query = AuditLog.all()
     target_type = query_text(request, "target_type")
+    if target_type is not None and len(target_type) > TARGET_TYPE_MAX:
+        raise ValidationError(f"target_type: at most {TARGET_TYPE_MAX} characters",
+                              field="target_type")
     if target_type is not None:
         query = query.filter(target_type=target_type)
     if request.query.get("target_id"):

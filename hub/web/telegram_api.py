@@ -10,6 +10,7 @@ from hub import clients
 from hub.errors import ValidationError
 from hub.telegram import TELEGRAM, TelegramHub
 from hub.web.auth import current_manager
+from hub.web.inputs import path_id
 
 routes = web.RouteTableDef()
 
@@ -24,7 +25,7 @@ def _bot(request: web.Request) -> TelegramHub:
 @routes.post(r"/api/clients/{id:\d+}/telegram-link")
 async def client_link(request: web.Request) -> web.Response:
     """201 {"url", "expires_at"}: t.me/<bot>?start=c-<token>, usable once."""
-    client_id = int(request.match_info["id"])
+    client_id = path_id(request)
     await clients.get_client(client_id)  # 404 / 410 for a card that is not there
     return web.json_response(await _bot(request).link_url("client", client_id), status=201)
 

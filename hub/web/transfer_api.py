@@ -25,6 +25,7 @@ from hub.models import ImportJob
 from hub.privacy import audit
 from hub.sheets import SheetReader, parse_map
 from hub.web.auth import current_manager, require_admin
+from hub.web.inputs import path_id
 
 log = logging.getLogger("hub.web.imports")
 routes = web.RouteTableDef()
@@ -69,7 +70,7 @@ async def start_import(request: web.Request) -> web.Response:
 async def get_import(request: web.Request) -> web.Response:
     """The job: status (running, done, failed), rows done of about how many, the report."""
     require_admin(request)
-    job = await ImportJob.get_or_none(id=int(request.match_info["id"]))
+    job = await ImportJob.get_or_none(id=path_id(request))
     if job is None:
         raise NotFoundError("no such import")
     return web.json_response(_job(job))
