@@ -10,8 +10,10 @@ from pydantic.json_schema import models_json_schema
 
 import hub
 from channels import ADAPTERS
+from channels.generic import GenericCallBody
 from hub import schemas as s
 from hub.models import ClientStatus, ReminderStatus
+from hub.web.privacy_api import EraseRequest
 
 routes = web.RouteTableDef()
 REF = "#/components/schemas/{model}"
@@ -21,7 +23,8 @@ MODELS = (s.ClientCreate, s.ClientPatch, s.MergeRequest, s.NoteCreate, s.CallReq
           s.ManagerCreated, s.ReminderOut, s.MergeOut, s.MergeResult, s.WebhookAnswer, s.ErrorOut,
           s.TemplateCreate, s.TemplateUpdate, s.TemplateOut, s.TemplateVersionOut,
           s.TemplatePreview, s.OfferCreate, s.MessageCreate, s.WebhookCreate, s.WebhookPatch,
-          s.WebhookReplay, s.WebhookOut, s.WebhookCreated, s.WebhookSecret, s.DeliveryOut)
+          s.WebhookReplay, s.WebhookOut, s.WebhookCreated, s.WebhookSecret, s.DeliveryOut,
+          EraseRequest, GenericCallBody)
 ERRORS = {"400": "malformed body, query or cursor", "401": "no or wrong credentials",
           "403": "the role may not do this", "404": "not found", "409": "conflict",
           "410": "the card was merged away; the body carries merged_into",
@@ -76,7 +79,7 @@ def build_spec(router: web.UrlDispatcher | None = None) -> dict[str, Any]:
     """The whole document; with a router, every route it holds under /api and /webhooks."""
     _, defs = models_json_schema([(m, "validation") for m in MODELS], ref_template=REF)
     paths = {**_client_paths(), **_other_paths(), **_template_paths(), **_webhook_paths(),
-             **_subscription_paths()}
+             **_subscription_paths(), **_privacy_paths()}
     if router is not None:
         _fill_from_router(paths, router)
     return {
@@ -162,8 +165,9 @@ def _other_paths() -> dict[str, Any]:
         "/api/reminders/{id}/snooze": {"post": _op(
             "Remind again in `minutes` (status back to pending)", _ref("ReminderOut"),
             body="ReminderSnooze", params=[ID], errors=(*WRITE, "403", "409"))},
-        "/api/stream": {"get": _op("WebSocket of live events (Bearer or ?token=)", None,
-                                   status="101")},
+        "/api/stream": {"get": _op("WebSocket of live events (Bearer or ?token=); 400 for a "
+                                   "request that is no WebSocket handshake", None,
+                                   status="101", errors=("400", "401"))},
         "/api/openapi.json": {"get": {**_op("This document", {"type": "object"}, errors=()),
                                       **PUBLIC}},
         "/healthz": {"get": {**_op("200 when the database answers, 503 otherwise",
@@ -234,8 +238,8 @@ def _template_paths() -> dict[str, Any]:
                     "file": {"type": "string", "format": "binary"},
                     "dry_run": {"type": "string"}, "map": {"type": "string"}}}}}},
             "responses": {"202": {"description": "the job", **_json({"type": "object"})},
-                          **{c: {"description": ERRORS[c]} for c in ("401", "403", "413", "415",
-                                                                      "422")}}}},
+                          **{c: {"description": ERRORS[c]} for c in ("400", "401", "403", "413",
+                                                                      "415", "422")}}}},
         "/api/imports/{id}": {"get": _op(
             "(admin) An import job: status, rows done of about how many, its report",
             {"type": "object"}, params=[ID], errors=("401", "403", "404"))},
@@ -293,16 +297,58 @@ def _subscription_paths() -> dict[str, Any]:
     }
 
 
+def _privacy_paths() -> dict[str, Any]:
+    admin = ("401", "403", "404")
+    audit_q = [_param("target_type"), _param("target_id", kind="integer", minimum=1),
+               _param("limit", kind="integer", minimum=1, maximum=200), _param("cursor")]
+    return {
+        "/api/clients/{id}/export": {"get": _op(
+            "(admin) Everything the hub holds about one client, as a JSON file",
+            {"type": "object"}, params=[ID], errors=admin)},
+        "/api/clients/{id}/erase": {"post": _op(
+            "(admin) Erase a client's personal data; `confirm` repeats the card's id",
+            {"type": "object"}, body="EraseRequest", params=[ID], errors=(*WRITE, "403"))},
+        "/api/audit": {"get": _op(
+            "(admin) The audit log, newest first, optionally of one object",
+            {"type": "object"}, params=audit_q, errors=("400", "401", "403", "422"))},
+    }
+
+
+# what a provider posts, by content type (the generic PBX's body is documented exactly)
+_FORM = {"type": "object", "additionalProperties": {"type": "string"}}
+WEBHOOK_BODIES: dict[str, dict[str, Any]] = {
+    "application/json": {"type": "object"},
+    "application/x-www-form-urlencoded": _FORM,
+    "multipart/form-data": _FORM,
+    "message/rfc822": {"type": "string"},
+}
+
+
+def _webhook_body(cls: type[Any]) -> dict[str, Any]:
+    if cls.name == "generic":
+        return {"required": True, **_json(_ref("GenericCallBody"))}
+    types = cls.content_types or ("application/octet-stream",)
+    return {"required": True, "content": {
+        ctype: {"schema": WEBHOOK_BODIES.get(ctype, {"type": "string"})} for ctype in types}}
+
+
 def _webhook_paths() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for cls in ADAPTERS:
         op = _op(f"{cls.title}: authenticated the way the provider signs", None,
                  errors=("400", "401", "404", "413", "415", "422"))
+        op["requestBody"] = _webhook_body(cls)
         for path in cls.paths:
             paths.setdefault(path, {})["post"] = {**op, **PUBLIC}
         for path in cls.check_paths:
             paths.setdefault(path, {})["get"] = {**_op(
-                f"{cls.title}: the provider's URL check", None, errors=("400", "404")), **PUBLIC}
+                f"{cls.title}: the provider's URL check", None, errors=("400", "404"),
+                params=[_param("zd_echo")] if cls.name == "zadarma" else None), **PUBLIC}
+    paths["/webhooks/telegram"] = {"post": {**_op(
+        "Telegram Bot API updates (webhook mode), with the X-Telegram-Bot-Api-Secret-Token "
+        "header; 404 unless the webhook is on", {"type": "object"},
+        errors=("400", "401", "404", "413", "422")),
+        "requestBody": {"required": True, **_json({"type": "object"})}, **PUBLIC}}
     if "/webhooks/telephony/generic" in paths:
         generic = paths["/webhooks/telephony/generic"]["post"]
         generic["responses"] = {**generic["responses"],
