@@ -170,7 +170,7 @@ class Call(Model):
     class Meta:
         table = "call"
         unique_together = (("source", "call_id"),)
-        indexes = [Index(fields=("client_id",)), Index(fields=("state", "started_at"))]
+        indexes = [Index(fields=("client_id", "started_at")), Index(fields=("state", "started_at"))]
 
 
 class Reminder(Model):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from hub.db import Program, Row, Stmt, as_datetime
 from hub.models import ReminderStatus
@@ -22,17 +22,20 @@ def _find_open(client_id: int) -> Stmt:
 # What is owed: the client's inbound calls that ended unanswered with no connected call (either
 # direction) after them, by the calls' own times. The open reminder's count is always this
 # number, read from the calls, never kept step by step: so it comes out the same whatever order
-# the providers' notifications arrive in ("3 missed calls since you last spoke").
+# the providers' notifications arrive in ("3 missed calls since you last spoke"). Both reads
+# walk the (client_id, started_at) index from the newest call down: the latest connected call,
+# then the calls after it, so a client with years of calls costs what their last few cost.
 _OWED = (
     "FROM call k WHERE k.client_id = ? AND k.direction = 'inbound' AND k.state = 'ended' "
-    "AND k.was_answered = ? AND NOT EXISTS (SELECT 1 FROM call a WHERE a.client_id = ? "
-    "AND a.was_answered = ? AND a.started_at > k.started_at)"
+    "AND k.was_answered = ? AND k.started_at > COALESCE((SELECT a.started_at FROM call a "
+    "WHERE a.client_id = ? AND a.was_answered = ? ORDER BY a.started_at DESC LIMIT 1), ?)"
 )
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _owed(client_id: int) -> Stmt:
     return Stmt(f"SELECT COUNT(*) AS n, MAX(k.started_at) AS latest {_OWED}",  # noqa: S608
-                (client_id, False, client_id, True))
+                (client_id, False, client_id, True, _NEVER))
 
 
 def _open_reminder(
@@ -113,7 +116,7 @@ def on_connected_call_moved(
     rows = yield Stmt(
         f"SELECT MAX(k.started_at) AS latest {_OWED} "  # noqa: S608
         "AND k.started_at > ? AND k.started_at < ?",
-        (client_id, False, client_id, True, earlier, later),
+        (client_id, False, client_id, True, _NEVER, earlier, later),
     )
     latest = as_datetime(rows[0]["latest"]) if rows else None
     found = yield _find_open(client_id)

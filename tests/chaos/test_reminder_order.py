@@ -15,7 +15,9 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tortoise import connections
 
+from hub import reminders
 from hub.events import CallEvent, CallOutcome, CallState, Direction, Party
 from hub.models import Call, Interaction, ProcessedEvent, Reminder
 from hub.pipeline import Pipeline
@@ -98,3 +100,17 @@ async def test_the_count_is_the_missed_calls_since_the_last_connected_one_in_any
     every = list(itertools.permutations(AROUND))
     for order in [tuple(AROUND), *random.Random(3).sample(every, 40)]:
         assert await open_after(order) == [1], [(e.call_id, e.state.value) for e in order]
+
+
+async def test_the_call_back_rule_reads_a_long_call_history_by_index(database_url: str) -> None:
+    """A client with years of calls costs what their last few cost: both reads of the rule walk
+    the (client_id, started_at) index (the plan, not a timing, is checked; SQLite's)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the plan is SQLite's")
+    conn = connections.get("default")
+    plan = await conn.execute_query_dict(
+        f"EXPLAIN QUERY PLAN SELECT COUNT(*) {reminders._OWED}",  # noqa: S608
+        [1, False, 1, True, T0])
+    details = [row["detail"] for row in plan]
+    assert any("idx_call_client_started (client_id=? AND started_at>?)" in d for d in details)
+    assert not any(d.startswith("SCAN") or "TEMP B-TREE" in d for d in details), details
