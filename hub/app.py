@@ -5,19 +5,30 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 
 from channels import build_registry
 from channels.smtp import SmtpSender
-from hub import clients, db, delivery, telegram
+from hub import clients, db, delivery
 from hub.bus import Bus
 from hub.delivery import DELIVERY, DeliveryWorker, delivering
+from hub.errors import NotFoundError
 from hub.events import HubEvent
 from hub.housekeeping import housekeeping
-from hub.keys import BUS, HTTP, INFLIGHT, METRICS, PIPELINE, REGISTRY, SETTINGS, Counter
+from hub.keys import (
+    BUS,
+    HTTP,
+    INFLIGHT,
+    METRICS,
+    PIPELINE,
+    REGISTRY,
+    SETTINGS,
+    TELEGRAM,
+    Counter,
+)
 from hub.mailbox import MAILBOX, MailboxListener, listening
 from hub.metrics import Metrics
 from hub.models import Client
@@ -42,6 +53,9 @@ from hub.web import (
 from hub.web.middlewares import MIDDLEWARES
 from hub.web.webhooks import setup_webhook_routes
 
+if TYPE_CHECKING:
+    from hub.telegram import TelegramHub
+
 log = logging.getLogger("hub.app")
 
 
@@ -62,7 +76,7 @@ def create_app(
     app[METRICS].webhooks_in_progress.set_function(lambda: inflight.count)
     app[PIPELINE] = pipeline = Pipeline(settings.phone_region)
     pipeline.hooks.append(_live_hook(app[BUS]))
-    bot = telegram.make_hub(settings, pipeline)
+    bot = _telegram_hub(settings, pipeline)
     app[OUTBOX] = OutboxWorker(SmtpSender.from_settings(settings.email), app[BUS],
                                app[METRICS], TelegramSender(bot.bot, bot.pace) if bot else None)
     if bot is not None:
@@ -88,8 +102,14 @@ def create_app(
     pages.setup_pages(app)
     app.cleanup_ctx.append(transfer_api.stopping_imports)
     setup_webhook_routes(app)
-    telegram.setup_telegram(app, bot)
-    app.cleanup_ctx.append(telegram.closing)
+    if bot is not None:
+        from hub import telegram
+
+        telegram.setup_telegram(app, bot)
+        app.cleanup_ctx.append(telegram.closing)
+    else:
+        app[TELEGRAM] = None
+        app.router.add_post("/webhooks/telegram", _telegram_off)
     if manage_db:
         app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_http_session)
@@ -100,8 +120,26 @@ def create_app(
         app.cleanup_ctx.append(sending)
         app.cleanup_ctx.append(delivering)
         app.cleanup_ctx.append(listening)
-        app.cleanup_ctx.append(telegram.running)
+        if bot is not None:
+            from hub.telegram import running
+
+            app.cleanup_ctx.append(running)
     return app
+
+
+def _telegram_hub(settings: Settings, pipeline: Pipeline) -> TelegramHub | None:
+    """The bot, when `[telegram] bot_token` is set. aiogram is imported only then: its types
+    cost a hub without Telegram ~125 MiB of memory and 2 s of start-up."""
+    if not settings.telegram.bot_token:
+        return None
+    from hub import telegram
+
+    return telegram.make_hub(settings, pipeline)
+
+
+async def _telegram_off(request: web.Request) -> web.StreamResponse:
+    """POST /webhooks/telegram on a hub without a bot: 404, like any disabled provider."""
+    raise NotFoundError("the Telegram webhook is not configured on this hub")
 
 
 async def _end_streams(app: web.Application) -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from hub.models import Manager, WebSession
     from hub.pipeline import Pipeline
     from hub.settings import Settings
+    from hub.telegram import TelegramHub
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 REGISTRY: web.AppKey[Registry] = web.AppKey("registry")
@@ -37,3 +38,5 @@ class Counter:
 
 
 INFLIGHT: web.AppKey[Counter] = web.AppKey("inflight")
+# the bot (None when `[telegram] bot_token` is unset: aiogram is then never imported)
+TELEGRAM: web.AppKey[TelegramHub | None] = web.AppKey("telegram")

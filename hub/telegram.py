@@ -56,6 +56,7 @@ from hub.db import Stmt, execute, now
 from hub.errors import NotFoundError, PayloadError, SignatureError, ValidationError
 from hub.events import MessageEvent
 from hub.identity import Kind
+from hub.keys import TELEGRAM
 from hub.loops import while_running
 from hub.matching import add_identity
 from hub.merges import merge_clients
@@ -355,7 +356,6 @@ class _WebhookHandler(SimpleRequestHandler):
         return web.json_response({})
 
 
-TELEGRAM: web.AppKey[TelegramHub | None] = web.AppKey("telegram", TelegramHub)
 
 
 def make_hub(settings: Settings, pipeline: Pipeline) -> TelegramHub | None:

@@ -15,21 +15,17 @@ import asyncio
 import logging
 import time
 import uuid
+from typing import TYPE_CHECKING
 
-from aiogram import Bot
-from aiogram.exceptions import (
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
-from aiogram.types import BufferedInputFile
 from tortoise import connections
 
 from channels.smtp import MailFile, OutgoingEmail
 from hub.db import Stmt, execute, now
 from hub.errors import DeliveryError
+
+if TYPE_CHECKING:  # aiogram is imported only by a hub with a bot (it costs ~125 MiB and 2 s)
+    from aiogram import Bot
+    from aiogram.types import BufferedInputFile
 
 log = logging.getLogger("hub.tgsend")
 MAX_TEXT = 4096
@@ -102,6 +98,14 @@ class TelegramSender:
         return "telegram message " + ", ".join(map(str, sent))
 
     async def _one(self, chat_id: int, call: object) -> int:
+        from aiogram.exceptions import (
+            TelegramBadRequest,
+            TelegramForbiddenError,
+            TelegramNetworkError,
+            TelegramRetryAfter,
+            TelegramServerError,
+        )
+
         assert callable(call)
         while True:
             await self.pace.wait(chat_id)
@@ -133,6 +137,8 @@ def message_ids(answer: str) -> list[int]:
 
 
 def _document(file: MailFile) -> BufferedInputFile:
+    from aiogram.types import BufferedInputFile
+
     return BufferedInputFile(file.data, filename=file.name)
 
 

@@ -4,13 +4,18 @@ card (to put in an offer: "continue in Telegram"), and one that links a manager'
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from hub import clients
 from hub.errors import ValidationError
-from hub.telegram import TELEGRAM, TelegramHub
+from hub.keys import TELEGRAM
 from hub.web.auth import current_manager
 from hub.web.inputs import path_id
+
+if TYPE_CHECKING:
+    from hub.telegram import TelegramHub
 
 routes = web.RouteTableDef()
 
