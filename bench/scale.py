@@ -35,7 +35,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,20 @@ import aiohttp
 
 import history
 import prefill
+from cards import phone_of
 from databases import _asyncpg_dsn, _create, _drop, _with_database
 from ingest import SECRET, _interrupt, describe, describe_probe, load_average, machine, ms, say
-from loadgen import Planner, Stats, check_hub, check_status, closed_loop, percentile
+from loadgen import (
+    LINE,
+    WEBHOOK_PATH,
+    Planner,
+    Stats,
+    check_hub,
+    check_status,
+    closed_loop,
+    percentile,
+    sign,
+)
 from procs import ChildError, Children, Server, child_env, free_port, python, run_command
 from queries import Probe, Reader
 
@@ -372,6 +383,30 @@ async def timeline_reads(reader: Reader, queries: int) -> Walk:
     return Walk(first, deep, walk, len(seen))
 
 
+async def long_history_calls(reader: Reader, run: str, count: int) -> Probe:
+    """Missed calls from the long-history card (tens of thousands of calls): the `ended`
+    request runs the call-back rule over that card's calls; it is the one timed."""
+    probe = Probe("missed call, long-history card", wanted=count)
+    phone, start = phone_of(history.BIG_INDEX), datetime.now(UTC)
+    for n in range(count):
+        for event, extra in (("call.ringing", {}), ("call.ended", {"status": "missed"})):
+            body = json.dumps({
+                "event": event, "call_id": f"{run}-big-{n}", "direction": "inbound",
+                "from": phone, "to": LINE, "duration": 0,
+                "timestamp": (start + timedelta(seconds=n)).isoformat(), **extra}).encode()
+            headers = {"Content-Type": "application/json",
+                       "X-Hub-Signature-256": sign(body, SECRET)}
+            began = time.perf_counter()
+            async with reader.session.post(reader.base_url + WEBHOOK_PATH, data=body,
+                                           headers=headers) as resp:
+                answer = await resp.json()
+            if event == "call.ended":
+                reader._record(probe, resp.status, time.perf_counter() - began, 1)
+                if resp.status == 200 and answer.get("client_id") != BIG_ID:
+                    probe.errors["not on the long-history card"] += 1
+    return probe
+
+
 async def split_loop(session: aiohttp.ClientSession, hubs: list[Server], scripts: list[Any],
                      concurrency: int) -> Stats:  # fmt: skip
     """The closed loop with its calls and its requests in flight shared among the hubs."""
@@ -458,6 +493,10 @@ async def measure(args: argparse.Namespace, db: Target, env: dict[str, str], wor
         if walk.entries != args.big and not db.reused:
             walk.walk.errors[f"walked {walk.entries} entries, not {args.big}"] += 1
         say(f"  timeline walk: {walk.walk.sent} pages, {walk.entries:,} entries")
+        missed = await long_history_calls(reader, run, args.queries)
+        say(f"  {missed.kind:<32} {describe_probe(missed)}")
+        rows["Missed call on the long-history card (p50 / p95 / p99)"] = probe_row(missed)
+        errors += sum(missed.errors.values())
         rows["Lookup by phone, other written form (p50 / p95 / p99)"] = probe_row(probes[0])
         rows["Search: 4-digit phone tail (p50 / p95 / p99)"] = probe_row(probes[1])
         rows["Search: name substring, 3-6 letters (p50 / p95 / p99)"] = probe_row(probes[2])
