@@ -298,14 +298,18 @@ def _call_reminders(client: ClientRef, change: calls.CallChange, when: datetime)
     was = change.before is not None and calls.is_missed_inbound(change.before, change.direction)
     missed = calls.is_missed_inbound(change.after, change.direction)
     started = change.after.started_at
+    before = change.before
+    connected = change.after.was_answered and not (before and before.was_answered)
+    moved = before is not None and started < before.started_at  # its ringing came late
+    if missed != was or connected or moved:
+        yield reminders.one_at_a_time(client.id)
     if missed and not was:
         yield from reminders.on_missed_call(client.id, client.manager_id, started, when)
     elif was and not missed:
         yield from reminders.on_missed_call_revoked(client.id, when)
-    if change.after.was_answered and not (change.before and change.before.was_answered):
+    if connected:
         yield from reminders.on_connected_call(client.id, started, when)
-    before = change.before
-    if before is not None and started < before.started_at:  # its ringing came late
+    if moved and before is not None:
         if change.after.was_answered and before.was_answered:
             yield from reminders.on_connected_call_moved(
                 client.id, client.manager_id, started, before.started_at, when)

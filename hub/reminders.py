@@ -38,6 +38,17 @@ def _owed(client_id: int) -> Stmt:
                 (client_id, False, client_id, True, _NEVER))
 
 
+_LOCKS = 0x7E3A  # the advisory lock space of the call-back rule (any constant of our own)
+
+
+def one_at_a_time(client_id: int) -> Stmt:
+    """On PostgreSQL, one call-back decision per client at a time, until the transaction ends:
+    two calls of one client settling at once (two requests, two processes) would each find no
+    open reminder and open one. SQLite runs one writer at a time already: a plain SELECT."""
+    return Stmt("SELECT ? AS space, ? AS client", (_LOCKS, client_id),
+                pg="SELECT pg_advisory_xact_lock(?::int, ?::int)::text AS locked")
+
+
 def _open_reminder(
     client_id: int, manager_id: int | None, due: datetime, count: int, when: datetime
 ) -> Stmt:

@@ -10,6 +10,7 @@ connected one."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from datetime import UTC, datetime, timedelta
@@ -114,3 +115,27 @@ async def test_the_call_back_rule_reads_a_long_call_history_by_index(database_ur
     details = [row["detail"] for row in plan]
     assert any("idx_call_client_started (client_id=? AND started_at>?)" in d for d in details)
     assert not any(d.startswith("SCAN") or "TEMP B-TREE" in d for d in details), details
+
+
+async def test_missed_calls_settling_at_once_open_one_reminder(is_pg: bool) -> None:
+    """Two missed calls of one client ending in two transactions at the same moment (two
+    requests, or two hub processes): one open reminder counting both, never two. The events of
+    calls already known lock their call, not the card, so nothing else makes them take turns."""
+    if not is_pg:
+        pytest.skip("SQLite runs one writer at a time")
+    pipeline = Pipeline("RU")
+    phones = [f"+7912000{n:04d}" for n in range(20)]
+
+    def call(phone: str, n: int, state: CallState) -> CallEvent:
+        return CallEvent(source="generic", call_id=f"{phone}-{n}", state=state,
+                         direction=Direction.INBOUND, remote=Party(phone=phone),
+                         occurred_at=T0 + timedelta(minutes=n), line="+74950000000",
+                         outcome=CallOutcome.MISSED if state is CallState.ENDED else None)
+
+    for phone in phones:
+        for n in (1, 2):
+            await pipeline.ingest(call(phone, n, CallState.RINGING))
+    await asyncio.gather(*(pipeline.ingest(call(phone, n, CallState.ENDED)) for phone in phones
+                           for n in (1, 2)))
+    rows = await Reminder.filter(status__in=["pending", "fired"]).values("client_id", "count")
+    assert sorted(r["count"] for r in rows) == [2] * len(phones), rows
