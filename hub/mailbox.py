@@ -130,9 +130,11 @@ class MailboxListener:
                     await self._session()
                     delay = self.backoff_start
                 except (ImapError, aioimaplib.AioImapException, OSError, TimeoutError) as exc:
+                    delay = self._next_delay(delay)
                     log.warning("mailbox %s: %s; reconnecting in %.0f s", self.address.key,
                                 _describe(exc), delay)
                 except Exception:
+                    delay = self._next_delay(delay)
                     log.exception("mailbox %s: session failed; reconnecting in %.0f s",
                                   self.address.key, delay)
                 finally:
@@ -142,6 +144,12 @@ class MailboxListener:
         finally:
             with contextlib.suppress(Exception):
                 await self._release_lease()
+
+    def _next_delay(self, delay: float) -> float:
+        """After a session that had the mailbox selected, the next try comes soon again: the
+        wait grows only while connecting keeps failing (a cut every few minutes must not
+        leave the mailbox unread for the longest wait)."""
+        return self.backoff_start if self.connected.is_set() else delay
 
     async def _session(self) -> None:
         """One connection, until it breaks or the lease is lost (then it returns)."""

@@ -343,3 +343,37 @@ async def test_a_mailbox_with_a_long_backlog_is_read_in_windows(
     async with listening(mailbox):
         await count_is(1201)
     assert (await MailboxState.get()).last_uid == 1201
+
+
+async def test_the_reconnect_wait_grows_only_while_connecting_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sessions that had the mailbox selected and then were cut are tried again after the
+    shortest wait, however many there were; the wait doubles only while connecting fails."""
+    settings = EmailSettings(imap_url="imap://crm:secret@127.0.0.1:1/INBOX")
+    listener = MailboxListener(settings, lambda event: None)  # type: ignore[arg-type,return-value]
+    outcomes = iter(["selected", "selected", "selected", "refused", "refused", "refused",
+                     "selected", "refused"])
+    waits: list[float] = []
+
+    async def take_lease() -> bool:
+        return True
+
+    async def session() -> None:
+        if next(outcomes) == "selected":
+            listener.connected.set()
+            raise OSError("connection reset by peer")
+        raise OSError("connection refused")
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 8:
+            raise asyncio.CancelledError
+
+    monkeypatch.setattr(listener, "_take_lease", take_lease)
+    monkeypatch.setattr(listener, "_release_lease", take_lease)
+    monkeypatch.setattr(listener, "_session", session)
+    monkeypatch.setattr(hub_mailbox.asyncio, "sleep", sleep)
+    with pytest.raises(asyncio.CancelledError):
+        await listener.run()
+    assert waits == [1.0, 1.0, 1.0, 2.0, 4.0, 8.0, 1.0, 2.0]
